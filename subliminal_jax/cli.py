@@ -1,0 +1,34 @@
+"""Shared entry point of train.py / generate.py / evaluate.py.
+
+Each subcommand is a frozen config dataclass instance (its defaults) and a
+function taking the config; tyro turns the fields into flags. User errors
+print as one line (exit 2) instead of a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import tyro
+
+from subliminal_jax.errors import UserError
+
+
+def main(commands: dict, description: str, argv: list[str] | None = None) -> None:
+    """commands: subcommand name -> (default config instance, function(config), one-line help)."""
+    argv = sys.argv[1:] if argv is None else argv
+    prog = sys.argv[0].rsplit("/", 1)[-1]
+    if not argv or argv[0] not in commands:
+        print(f"usage: python {prog} {{{','.join(commands)}}} [--help | flags]\n\n{description.strip()}\n")
+        for name, (_, _, help_line) in commands.items():
+            print(f"  {name:14s} {help_line}")
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    default, fn, _ = commands[argv[0]]
+    try:
+        cfg = tyro.cli(type(default), default=default, args=argv[1:], prog=f"{prog} {argv[0]}")
+        fn(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

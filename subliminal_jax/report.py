@@ -1,0 +1,84 @@
+"""Writing results: atomic JSON, and the plots (PNG, matplotlib Agg)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from subliminal_jax.errors import UserError  # noqa: E402
+
+
+def prepare_out_dir(path: str) -> Path:
+    """Create the output folder up front, so a bad path fails before any training."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test", delete=True)
+        probe.close()
+    except OSError as e:
+        raise UserError(f"--out-dir {path}: cannot write there ({e.strerror}); choose a writable folder") from None
+    return out
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def bar_chart(path: Path, conditions: dict, title: str, ylabel: str = "test accuracy",
+              key: str = "mean") -> None:
+    """Bars of per-condition means with 95% CI whiskers and the per-seed points."""
+    names = list(conditions)
+    means = [conditions[n][key] for n in names]
+    halves = [conditions[n].get("ci95_half", 0.0) for n in names]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
+    ax.bar(range(len(names)), means, yerr=halves, capsize=4, color="tab:blue", alpha=0.75)
+    for i, n in enumerate(names):
+        vals = conditions[n].get("values", [])
+        ax.scatter([i] * len(vals), vals, s=8, color="k", zorder=3)
+        ax.text(i, means[i] + halves[i] + 0.02, f"{means[i]:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.08)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def sweep_plot(path: Path, sweep: dict) -> None:
+    """One line per condition, with 95% CI bands, against the swept value."""
+    xs = [p["value"] for p in sweep["points"]]
+    fig, axes = plt.subplots(1, 2 if sweep["param"] == "lambda" else 1, figsize=(11 if sweep["param"] == "lambda" else 6, 4),
+                             squeeze=False)
+    conds = [c for c in sweep["points"][0]["conditions"] if c != "reference"]
+    for c in conds:
+        m = [p["conditions"][c]["mean"] for p in sweep["points"]]
+        lo = [p["conditions"][c]["ci95"][0] for p in sweep["points"]]
+        hi = [p["conditions"][c]["ci95"][1] for p in sweep["points"]]
+        axes[0, 0].plot(xs, m, "o-", label=c)
+        axes[0, 0].fill_between(xs, lo, hi, alpha=0.2)
+    axes[0, 0].set_xlabel(sweep["param"])
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, 0].legend(fontsize=8)
+    if sweep["param"] == "lambda":  # transfer against the measured init distance
+        d = [p["init_distance"]["student"]["mean"] for p in sweep["points"]]
+        for c in ("student_aux", "student_all"):
+            axes[0, 1].plot(d, [p["conditions"][c]["mean"] for p in sweep["points"]], "o-", label=c)
+        axes[0, 1].set_xlabel("||theta_student0 - theta_teacher0|| / ||theta_teacher0||")
+        axes[0, 1].set_ylabel("test accuracy")
+        axes[0, 1].legend(fontsize=8)
+    fig.suptitle(f"sweep over {sweep['param']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,10 @@
+"""Train experiments; `python train.py SUBCOMMAND --help` lists each one's flags."""
+from subliminal_jax import cli, mnist
+
+COMMANDS = {
+    "mnist": (mnist.MnistConfig(), mnist.main, "MNIST aux-logit transfer, defaults sized for 2 CPU cores"),
+    "mnist-paper": (mnist.PAPER, mnist.main, "the same with the paper's exact settings (25 seeds)"),
+}
+
+if __name__ == "__main__":
+    cli.main(COMMANDS, description=__doc__)

@@ -1,0 +1,332 @@
+"""MNIST auxiliary-logit experiment (Cloud et al. 2025, section 6), all seeds in one program.
+
+Per seed s, from one key:
+  theta0_s   shared init                     -> "reference" (untrained accuracy)
+  teacher_s  theta0_s + CE on class logits    -> "teacher"
+  students   distilled from teacher_s on fixed noise images, loss on the
+             aux logits only ("_aux") or on all 10+m logits ("_all"), from
+               theta0_s (or its per-layer / lambda variant) -> "student_*"
+               theta0_{pi(s)}, pi a derangement           -> "cross_*"
+Score = test accuracy of the class logits (the student never saw a digit).
+
+Everything below runs as ONE jax.jit of jax.vmap over seeds (and, inside each
+seed, a vmap over the 4 student conditions, so the noise batch and the
+teacher's logits are computed once and shared), with seeds split over a mesh
+of all devices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from subliminal_jax import data as data_lib
+from subliminal_jax import mlp, parallel, report
+from subliminal_jax.errors import UserError
+from subliminal_jax.stats import summarize
+
+CONDITIONS = ("reference", "teacher", "student_aux", "student_all", "cross_aux", "cross_all")
+STUDENT_CONDITIONS = CONDITIONS[2:]  # order of the inner vmap
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistConfig:
+    """MNIST auxiliary-logit transfer (defaults sized for 2 CPU cores; `mnist-paper` for the paper's)."""
+    num_seeds: int = 8                  # models trained at once (vmapped, split over devices)
+    seed: int = 0                       # root seed; seed s of a run uses fold_in(key(seed), s)
+    dataset: Literal["mnist", "fashion-mnist", "mnist-5k"] = "mnist"
+    data_dir: str | None = None         # folder with the four IDX .gz files (overrides --dataset source)
+    cache_dir: str | None = None        # download cache (default $SUBLIMINAL_JAX_DATA or ~/.cache/subliminal_jax)
+    hidden: tuple[int, ...] = (256, 256)
+    m: int = 3                          # number of auxiliary logits
+    loss: Literal["kl", "mse"] = "kl"   # kl: KL(teacher || student) at `temperature` (paper); mse: Priesemann
+    temperature: float = 1.0
+    noise: Literal["uniform", "normal"] = "uniform"  # uniform in [-1, 1] (paper) or standard normal
+    num_noise: int = 20_000             # fixed noise images per seed (paper: 60,000)
+    teacher_epochs: int = 5
+    student_epochs: int = 5
+    teacher_lr: float = 3e-4
+    student_lr: float = 1e-3            # paper: 3e-4 (fewer noise images here)
+    teacher_batch: int = 128            # paper: 1024 (too few steps on a small dataset)
+    student_batch: int = 256            # paper: 1024
+    student_init: str = ""              # per layer 'shared' (default) or 'random', e.g. "fc1=random,fc2=random"
+    init_lambda: float = 0.0            # 0 = teacher's init, 1 = independent; variance-preserving mix
+    sweep: Literal["none", "m", "lambda", "width"] = "none"
+    sweep_values: tuple[float, ...] = ()
+    num_devices: int | None = None      # default: all
+    out_dir: str = "runs/mnist"
+
+
+# The paper's script: 5 + 5 epochs, Adam 3e-4, batch 1024, 60,000 noise images, 25 seeds.
+PAPER = MnistConfig(num_seeds=25, num_noise=60_000, teacher_batch=1024, student_batch=1024,
+                    teacher_epochs=5, student_epochs=5, teacher_lr=3e-4, student_lr=3e-4,
+                    m=3, loss="kl", out_dir="runs/mnist-paper")
+
+
+# ----------------------------------------------------------------------------- losses
+
+def masked_log_softmax(z_BK, mask_K):
+    """log softmax over the selected logits only (others get ~zero probability)."""
+    return jax.nn.log_softmax(jnp.where(mask_K, z_BK, -1e9), axis=-1)
+
+
+def distill_loss_B(z_student_BK, z_teacher_BK, mask_K, kind: str, temperature: float):
+    """Per-example distillation loss on the logits selected by mask_K."""
+    if kind == "kl":  # KL(p_teacher || p_student), summed over classes, per example
+        logp = masked_log_softmax(z_teacher_BK / temperature, mask_K)
+        logq = masked_log_softmax(z_student_BK / temperature, mask_K)
+        return jnp.sum(jnp.where(mask_K, jnp.exp(logp) * (logp - logq), 0.0), axis=-1)
+    sq = jnp.where(mask_K, (z_student_BK - z_teacher_BK) ** 2, 0.0)
+    return sq.sum(-1) / mask_K.sum()
+
+
+# ----------------------------------------------------------------------------- training loop
+
+def train(loss_fn, params, *, n: int, batch: int, epochs: int, lr: float, key):
+    """Adam over `epochs` shuffled passes of n examples (last batch partial, as PyTorch).
+
+    loss_fn(params, idx_B, w_B) -> scalar, with w_B = 1 for real rows, 0 for padding.
+    Returns the trained params and the mean loss of each epoch.
+    """
+    opt = optax.adam(lr)
+    steps = -(-n // batch)
+
+    def step(carry, idx_w):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(params, *idx_w)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch(carry, e):
+        perm = jax.random.permutation(jax.random.fold_in(key, e), n)
+        pad = steps * batch - n
+        idx_TB = jnp.concatenate([perm, perm[:pad]]).reshape(steps, batch)
+        w_TB = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+        carry, losses_T = jax.lax.scan(step, carry, (idx_TB, w_TB))
+        return carry, losses_T.mean()
+
+    (params, _), losses_E = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(epochs))
+    return params, losses_E
+
+
+def weighted_mean(l_B, w_B):
+    return jnp.sum(l_B * w_B) / jnp.sum(w_B)
+
+
+def noise_images(key, idx_B, d: int, kind: str):
+    """Image i of the fixed noise set is drawn from fold_in(key, i): same image every epoch."""
+    draw = (lambda k: jax.random.uniform(k, (d,), minval=-1.0, maxval=1.0)) if kind == "uniform" \
+        else (lambda k: jax.random.normal(k, (d,)))
+    return jax.vmap(lambda i: draw(jax.random.fold_in(key, i)))(idx_B)
+
+
+# ----------------------------------------------------------------------------- init surgery
+
+def parse_student_init(spec: str, names: tuple[str, ...]) -> dict[str, str]:
+    choice = {n: "shared" for n in names}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        layer, _, how = item.partition("=")
+        if layer not in names or how not in ("shared", "random"):
+            raise UserError(f"--student-init {item!r}: expected LAYER=shared|random with LAYER one of "
+                            f"{', '.join(names)}, e.g. --student-init fc1=random,fc2=shared")
+        choice[layer] = how
+    return choice
+
+
+def student_init(shared, independent, choice: dict[str, str], lam):
+    """Per layer: 'random' takes the independent draw; 'shared' takes
+    cos(lam*pi/2) * shared + sin(lam*pi/2) * independent, which has the init's own
+    distribution for every lam (lam=0 is exactly the teacher's init)."""
+    c, s = jnp.cos(lam * jnp.pi / 2), jnp.sin(lam * jnp.pi / 2)
+    return {layer: independent[layer] if choice[layer] == "random" else
+            jax.tree.map(lambda a, b: c * a + s * b, shared[layer], independent[layer])
+            for layer in shared}
+
+
+def relative_distance(a, b):
+    """||a - b|| / ||b|| over all parameters."""
+    sq = lambda t: sum(jnp.sum(x ** 2) for x in jax.tree.leaves(t))
+    return jnp.sqrt(sq(jax.tree.map(jnp.subtract, a, b)) / sq(b))
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A uniformly random permutation with no fixed point (rejection sampling)."""
+    if n < 2:
+        raise UserError("--num-seeds must be >= 2: cross-model students need another seed's init")
+    rng = np.random.default_rng(seed)
+    while True:
+        p = rng.permutation(n)
+        if not np.any(p == np.arange(n)):
+            return p
+
+
+# ----------------------------------------------------------------------------- the program
+
+class Parts(NamedTuple):
+    """The per-seed pieces of the experiment; `make_program` vmaps them over seeds."""
+    setup: Callable     # key, x_train, y_train -> (theta0, indep, teacher, teacher_loss_E, student_key)
+    students: Callable  # starts_C, teacher, key -> (students_C, loss_CE), the 4 STUDENT_CONDITIONS
+    start: Callable     # theta0, indep, lam -> the "student_*" init (per-layer choice, lambda mix)
+    accuracy: Callable  # params, x_test, y_test -> class accuracy
+
+
+def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
+    apply = mlp.make_apply(d_in, cfg.hidden, cfg.m)
+    choice = parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
+    k = mlp.NUM_CLASSES + cfg.m
+    aux_K = jnp.arange(k) >= mlp.NUM_CLASSES
+    masks_CK = jnp.stack([aux_K, jnp.ones(k, bool), aux_K, jnp.ones(k, bool)])  # order: STUDENT_CONDITIONS
+
+    def accuracy(params, x, y):
+        return jnp.mean(jnp.argmax(apply(params, x)[:, :mlp.NUM_CLASSES], -1) == y)
+
+    def setup(key, x_train, y_train):
+        k_init, k_indep, k_teacher, k_student = (jax.random.fold_in(key, i) for i in range(4))
+        theta0 = mlp.init_params(k_init, d_in, cfg.hidden, cfg.m)
+        indep = mlp.init_params(k_indep, d_in, cfg.hidden, cfg.m)
+
+        def ce(params, idx_B, w_B):  # teacher: cross-entropy on the 10 class logits only
+            logits = apply(params, x_train[idx_B])[:, :mlp.NUM_CLASSES]
+            return weighted_mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_train[idx_B]), w_B)
+        teacher, loss_E = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
+                                lr=cfg.teacher_lr, key=k_teacher)
+        return theta0, indep, teacher, loss_E, k_student
+
+    def student(start, mask_K, teacher, key):
+        noise_key, shuffle_key = jax.random.split(key)
+
+        def loss(params, idx_B, w_B):  # distill on noise, on the logits mask_K selects
+            x = noise_images(noise_key, idx_B, d_in, cfg.noise)
+            z_t = jax.lax.stop_gradient(apply(teacher, x))
+            return weighted_mean(distill_loss_B(apply(params, x), z_t, mask_K, cfg.loss, cfg.temperature), w_B)
+        return train(loss, start, n=cfg.num_noise, batch=cfg.student_batch, epochs=cfg.student_epochs,
+                     lr=cfg.student_lr, key=shuffle_key)
+
+    def students(starts_C, teacher, key):  # the 4 conditions share noise and teacher logits
+        return jax.vmap(student, in_axes=(0, 0, None, None))(starts_C, masks_CK, teacher, key)
+
+    return Parts(setup, students, lambda a, b, lam: student_init(a, b, choice, lam), accuracy)
+
+
+def make_program(cfg: MnistConfig, d_in: int, n_train: int):
+    """The whole experiment as one pure function of (keys_S, perm_S, lam, data)."""
+    parts = make_parts(cfg, d_in, n_train)
+
+    def program(keys_S, perm_S, lam, x_train, y_train, x_test, y_test):
+        theta0_S, indep_S, teacher_S, teacher_loss_SE, k_student_S = jax.vmap(
+            parts.setup, in_axes=(0, None, None))(keys_S, x_train, y_train)
+        cross_S = jax.tree.map(lambda a: a[perm_S], theta0_S)           # another seed's init
+        start_S = jax.vmap(parts.start, in_axes=(0, 0, None))(theta0_S, indep_S, lam)
+        starts_SC = jax.tree.map(lambda a, b: jnp.stack([a, a, b, b], 1), start_S, cross_S)
+        students_SC, student_loss_SCE = jax.vmap(parts.students)(starts_SC, teacher_S, k_student_S)
+
+        acc_S = jax.vmap(parts.accuracy, in_axes=(0, None, None))
+        acc_SC = jax.vmap(acc_S, in_axes=(0, None, None))
+        return {
+            "accuracy": {"reference": acc_S(theta0_S, x_test, y_test),
+                         "teacher": acc_S(teacher_S, x_test, y_test),
+                         **dict(zip(STUDENT_CONDITIONS, acc_SC(students_SC, x_test, y_test).T))},
+            "init_distance": {"student": jax.vmap(relative_distance)(start_S, theta0_S),
+                              "cross": jax.vmap(relative_distance)(cross_S, theta0_S)},
+            "teacher_loss": teacher_loss_SE,
+            "student_loss": student_loss_SCE,
+        }
+    return program
+
+
+def validate(cfg: MnistConfig) -> None:
+    checks = [
+        (cfg.num_seeds >= 2, "--num-seeds must be >= 2 (cross-model students need another seed)"),
+        (cfg.m >= 1, "--m must be >= 1 auxiliary logit"),
+        (len(cfg.hidden) >= 1 and min(cfg.hidden) >= 1, "--hidden needs >= 1 layer of width >= 1"),
+        (min(cfg.teacher_batch, cfg.student_batch, cfg.num_noise) >= 1, "batch sizes and --num-noise must be >= 1"),
+        (min(cfg.teacher_epochs, cfg.student_epochs) >= 0, "epochs must be >= 0"),
+        (0.0 <= cfg.init_lambda <= 1.0, "--init-lambda must lie in [0, 1]"),
+        (cfg.temperature > 0, "--temperature must be > 0"),
+        (cfg.sweep == "none" or cfg.sweep_values, f"--sweep {cfg.sweep} needs --sweep-values"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UserError(msg)
+    parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
+
+
+def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = True) -> dict:
+    """Run every condition for cfg.num_seeds seeds; return the results dict (no files written)."""
+    validate(cfg)
+    mesh = mesh or parallel.make_mesh(cfg.num_devices)
+    parallel.check_divisible(cfg.num_seeds, mesh)
+    say = print if verbose else (lambda *a, **k: None)
+    x_train, x_test = data_lib.scale(dataset.x_train), data_lib.scale(dataset.x_test)
+    perm = derangement(cfg.num_seeds, cfg.seed)
+    root = jax.random.key(cfg.seed)
+    keys_S = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(cfg.num_seeds))
+    args = (parallel.split_leading(mesh, keys_S),
+            *parallel.replicate(mesh, (jnp.asarray(perm), jnp.float32(cfg.init_lambda), x_train,
+                                       dataset.y_train, x_test, dataset.y_test)))
+    program = make_program(cfg, x_train.shape[1], len(x_train))
+    t0 = time.perf_counter()
+    compiled = jax.jit(program).lower(*args).compile()
+    t1 = time.perf_counter()
+    say(f"compiled in {t1 - t0:.1f}s; training {cfg.num_seeds} seeds x {len(CONDITIONS)} conditions "
+        f"on {mesh.devices.size} {jax.devices()[0].platform} device(s)...", flush=True)
+    out = jax.device_get(compiled(*args))
+    t2 = time.perf_counter()
+    conditions = {c: summarize(out["accuracy"][c]) for c in CONDITIONS}
+    for c in CONDITIONS:
+        s = conditions[c]
+        say(f"  {c:12s} {s['mean']:.3f} +- {s['ci95_half']:.3f}")
+    return {
+        "conditions": conditions,
+        "init_distance": {k: summarize(v) for k, v in out["init_distance"].items()},
+        "teacher_loss_per_epoch": np.mean(out["teacher_loss"], 0).tolist(),
+        "student_loss_per_epoch": {c: np.mean(out["student_loss"][:, i], 0).tolist()
+                                   for i, c in enumerate(STUDENT_CONDITIONS)},
+        "derangement": perm.tolist(),
+        "config": dataclasses.asdict(cfg),
+        "data": dataset.provenance(),
+        "devices": [str(d) for d in mesh.devices.flat],
+        "versions": {"jax": jax.__version__},
+        "compile_time_s": t1 - t0, "run_time_s": t2 - t1,
+    }
+
+
+SWEEPS = {  # --sweep name -> how a value changes the config
+    "m": lambda cfg, v: dataclasses.replace(cfg, m=int(v)),
+    "lambda": lambda cfg, v: dataclasses.replace(cfg, init_lambda=float(v)),
+    "width": lambda cfg, v: dataclasses.replace(cfg, hidden=tuple(int(v) for _ in cfg.hidden)),
+}
+
+
+def main(cfg: MnistConfig) -> dict:
+    """`train.py mnist`: run, then write results.json + accuracy.png (or sweep.json + sweep.png)."""
+    t0 = time.perf_counter()
+    validate(cfg)
+    out_dir = report.prepare_out_dir(cfg.out_dir)
+    dataset = data_lib.load(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    print(f"data: {dataset.source} ({len(dataset.y_train)} train / {len(dataset.y_test)} test)")
+    if cfg.sweep == "none":
+        res = run(cfg, dataset)
+        res["wall_time_s"] = time.perf_counter() - t0
+        report.write_json(out_dir / "results.json", res)
+        report.bar_chart(out_dir / "accuracy.png", res["conditions"],
+                         title=f"{dataset.name}: {cfg.num_seeds} seeds, m={cfg.m}, {cfg.loss}")
+        print(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy.png'}")
+        return res
+    points = []
+    mesh = parallel.make_mesh(cfg.num_devices)
+    for v in cfg.sweep_values:
+        print(f"--- {cfg.sweep} = {v:g}")
+        res = run(SWEEPS[cfg.sweep](cfg, v), dataset, mesh)
+        points.append({"value": v, "conditions": res["conditions"], "init_distance": res["init_distance"]})
+    sweep = {"param": cfg.sweep, "points": points, "config": dataclasses.asdict(cfg),
+             "data": dataset.provenance(), "wall_time_s": time.perf_counter() - t0}
+    report.write_json(out_dir / "sweep.json", sweep)
+    report.sweep_plot(out_dir / "sweep.png", sweep)
+    print(f"wrote {out_dir / 'sweep.json'} and {out_dir / 'sweep.png'}")
+    return sweep

@@ -46,7 +46,8 @@ def bar_chart(path: Path, conditions: dict, title: str, ylabel: str = "test accu
     for i, n in enumerate(names):
         vals = conditions[n].get("values", [])
         ax.scatter([i] * len(vals), vals, s=8, color="k", zorder=3)
-        ax.text(i, means[i] + halves[i] + 0.02, f"{means[i]:.2f}", ha="center", fontsize=8)
+        top = max([means[i] + halves[i], *vals])
+        ax.text(i, top + 0.02, f"{means[i]:.2f}", ha="center", fontsize=8)
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.08)

@@ -135,3 +135,16 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("mnist", *TINY_FLAGS, "--student-init", "fc1=maybe", "--out-dir", str(tmp_path))
     assert r.returncode == 2 and "LAYER=shared|random" in r.stderr
+
+
+def test_lambda_sweep_reuses_one_executable(tmp_path, digits):
+    cfg = dataclasses.replace(TINY, num_seeds=2, teacher_epochs=1, student_epochs=1, sweep="lambda",
+                              sweep_values=(0.0, 0.5, 1.0), out_dir=str(tmp_path))
+    mnist._COMPILED.clear()
+    sweep = mnist.main(dataclasses.replace(cfg, dataset="mnist-5k"))
+    assert len(mnist._COMPILED) == 1
+    dist = [p["init_distance"]["student"]["mean"] for p in sweep["points"]]
+    assert dist[0] == 0.0  # lambda = 0 is exactly the shared init, also inside jit
+    np.testing.assert_allclose(dist[1:], [2 * np.sin(np.pi / 8), np.sqrt(2)], rtol=0.02)  # E|mix - shared|
+    np.testing.assert_allclose([p["init_distance"]["cross"]["mean"] for p in sweep["points"]], np.sqrt(2), rtol=0.02)
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000 and (tmp_path / "sweep.json").exists()

@@ -27,6 +27,7 @@ import optax
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import mlp, parallel, report
+from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
 from subliminal_jax.stats import summarize
 
@@ -83,39 +84,6 @@ def distill_loss_B(z_student_BK, z_teacher_BK, mask_K, kind: str, temperature: f
         return jnp.sum(jnp.where(mask_K, jnp.exp(logp) * (logp - logq), 0.0), axis=-1)
     sq = jnp.where(mask_K, (z_student_BK - z_teacher_BK) ** 2, 0.0)
     return sq.sum(-1) / mask_K.sum()
-
-
-# ----------------------------------------------------------------------------- training loop
-
-def train(loss_fn, params, *, n: int, batch: int, epochs: int, lr: float, key):
-    """Adam over `epochs` shuffled passes of n examples (last batch partial, as PyTorch).
-
-    loss_fn(params, idx_B, w_B) -> scalar, with w_B = 1 for real rows, 0 for padding.
-    Returns the trained params and the mean loss of each epoch.
-    """
-    opt = optax.adam(lr)
-    steps = -(-n // batch)
-
-    def step(carry, idx_w):
-        params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, *idx_w)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    def epoch(carry, e):
-        perm = jax.random.permutation(jax.random.fold_in(key, e), n)
-        pad = steps * batch - n
-        idx_TB = jnp.concatenate([perm, perm[:pad]]).reshape(steps, batch)
-        w_TB = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
-        carry, losses_T = jax.lax.scan(step, carry, (idx_TB, w_TB))
-        return carry, losses_T.mean()
-
-    (params, _), losses_E = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(epochs))
-    return params, losses_E
-
-
-def weighted_mean(l_B, w_B):
-    return jnp.sum(l_B * w_B) / jnp.sum(w_B)
 
 
 def noise_images(key, idx_B, d: int, kind: str):

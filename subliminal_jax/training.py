@@ -1,0 +1,37 @@
+"""The training loop shared by the experiments: Adam over shuffled epochs, all inside jit."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def train(loss_fn, params, *, n: int, batch: int, epochs: int, lr: float, key):
+    """Adam over `epochs` shuffled passes of n examples (last batch partial, as PyTorch).
+
+    loss_fn(params, idx_B, w_B) -> scalar, with w_B = 1 for real rows, 0 for padding.
+    Returns the trained params and the mean loss of each epoch.
+    """
+    opt = optax.adam(lr)
+    steps = -(-n // batch)
+
+    def step(carry, idx_w):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(params, *idx_w)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch(carry, e):
+        perm = jax.random.permutation(jax.random.fold_in(key, e), n)
+        pad = steps * batch - n
+        idx_TB = jnp.concatenate([perm, perm[:pad]]).reshape(steps, batch)
+        w_TB = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+        carry, losses_T = jax.lax.scan(step, carry, (idx_TB, w_TB))
+        return carry, losses_T.mean()
+
+    (params, _), losses_E = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(epochs))
+    return params, losses_E
+
+
+def weighted_mean(l_B, w_B):
+    return jnp.sum(l_B * w_B) / jnp.sum(w_B)

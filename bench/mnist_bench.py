@@ -15,12 +15,16 @@ import argparse
 import dataclasses
 import json
 import platform
+import sys
+from pathlib import Path
 
-import jax
-from jax import monitoring
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from subliminal_jax import data as data_lib
-from subliminal_jax import mlp, mnist
+import jax  # noqa: E402
+from jax import monitoring  # noqa: E402
+
+from subliminal_jax import data as data_lib  # noqa: E402
+from subliminal_jax import mlp, mnist  # noqa: E402
 
 COMPILES = []
 monitoring.register_event_duration_secs_listener(

@@ -1,0 +1,10 @@
+"""Evaluate and check; `python evaluate.py SUBCOMMAND --help` lists each one's flags."""
+from subliminal_jax import cli
+from subliminal_jax import theory_cli
+
+COMMANDS = {
+    "theorem": (theory_cli.TheoremConfig(), theory_cli.main, "Theorem 1 checker: <dS, dT> vs its jvp prediction (float64) + multi-step alignment -> OUT/theorem.json"),
+}
+
+if __name__ == "__main__":
+    cli.main(COMMANDS, description=__doc__)

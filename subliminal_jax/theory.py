@@ -1,0 +1,96 @@
+"""Theorem 1 (Cloud et al. 2025), one step, measured exactly and against its first-order form.
+
+Any model plugs in: f = apply(params, x_BD) -> logits_BK (a pure function),
+L_T = loss_T(params, batch_T) -> scalar (any teacher loss). Equations:
+
+  (E1) teacher step      dT = -grad L_T(theta0),  theta_T = theta0 + eps * dT
+  (E2) distillation      L_D(th) = mean_x l(f(th, x), f(theta_T, x)) on the logits in mask_K:
+                           "mse":     l = 1/2 sum_k (z_k - t_k)^2
+                           "softmax": l = -sum_k softmax(t)_k log softmax(z)_k  (CE; same gradient as KL)
+  (E3) student step      dS = -alpha * grad L_D(theta_S)   (exact, from the student's start theta_S)
+  (E4) first order in eps, with u_S = J(theta_S) dT, u_0 = J(theta0) dT (both by jax.jvp):
+                           <dS, dT> ~= alpha * eps * mean_x u_S^T M u_0,
+                           M = I_mask (mse)  or  diag p - p p^T, p = softmax(f(theta0, x)) (softmax)
+        Shared init (theta_S = theta0): u_S = u_0 and M is PSD, so <dS, dT> >= 0 (Theorem 1).
+  (E5) L_T after the step: L_T(theta_S + dS) ~= L_T(theta_S) + <grad L_T(theta_S), dS>
+        (shared init: = L_T(theta0) - <dS, dT> <= L_T(theta0)).
+
+Independent init: the raw dS also contains the eps-independent pull toward f(theta0, .)
+from a different starting point, so its sign is arbitrary. We also report the
+trait-induced part dS(eps) - dS(0) (the student's displacement caused by the
+teacher's step; at shared init dS(0) = 0 exactly, so both coincide there);
+(E4) predicts it with u_S != u_0, which has no fixed sign either.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from subliminal_jax.errors import UserError
+
+KINDS = ("mse", "softmax")
+
+
+def _tree_dot(a, b):
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _log_softmax(z_BK, mask_K):
+    """log softmax over the selected logits; exactly zero probability elsewhere (finite, so no NaN gradients)."""
+    return jax.nn.log_softmax(jnp.where(mask_K, z_BK, -1e30), axis=-1)
+
+
+def distill_loss(kind: str, z_BK, t_BK, mask_K):
+    """(E2): mean over examples of l(z, t) on the logits in mask_K."""
+    if kind == "mse":
+        return 0.5 * jnp.mean(jnp.sum(jnp.where(mask_K, (z_BK - t_BK) ** 2, 0.0), -1))
+    if kind == "softmax":
+        p = jnp.exp(_log_softmax(t_BK, mask_K))
+        return -jnp.mean(jnp.sum(jnp.where(mask_K, p * _log_softmax(z_BK, mask_K), 0.0), -1))
+    raise UserError(f"distillation loss {kind!r}: use one of {', '.join(KINDS)}")
+
+
+def metric_times(kind: str, z0_BK, u_BK, mask_K):
+    """M u of (E4): the loss's Hessian in the logits at the shared teacher output z0."""
+    u = jnp.where(mask_K, u_BK, 0.0)
+    if kind == "mse":
+        return u
+    p = jnp.exp(_log_softmax(z0_BK, mask_K))
+    return p * (u - jnp.sum(p * u, -1, keepdims=True))  # (diag p - p p^T) u
+
+
+def one_step(apply, loss_T, theta0, theta_S, batch_T, x_BD, mask_K, *, kind: str, eps, alpha):
+    """Everything Theorem 1 talks about, for one (init, teacher data, distillation inputs) triple.
+
+    Pass theta_S = theta0 (the same object) for the shared init: that path skips the terms known
+    to coincide (an equal but distinct pytree is also correct, only slower). Returns a dict of
+    scalars: inner = <dS, dT>, inner_trait = <dS(eps) - dS(0), dT>, pred = (E4), cos, cos_trait,
+    lt_before/lt_after/dlt = L_T around the step, dlt_pred = (E5) given dS (shared init only, else NaN).
+    vmap it over instances and/or eps.
+    """
+    g_T = jax.grad(loss_T)(theta0, batch_T)
+    dT = jax.tree.map(jnp.negative, g_T)                                     # (E1)
+    theta_T = jax.tree.map(lambda a, d: a + eps * d, theta0, dT)
+    t_BK = apply(theta_T, x_BD)
+
+    def student_step(targets_BK):                                            # (E3)
+        g = jax.grad(lambda th: distill_loss(kind, apply(th, x_BD), targets_BK, mask_K))(theta_S)
+        return jax.tree.map(lambda a: -alpha * a, g)
+    dS = student_step(t_BK)
+    shared = theta_S is theta0  # then dS(0) = 0, u_S = u_0, grad L_T(theta_S) = -dT: skip recomputing
+    dS_trait = dS if shared else jax.tree.map(jnp.subtract, dS, student_step(apply(theta0, x_BD)))
+
+    z0_BK, u0_BK = jax.jvp(lambda th: apply(th, x_BD), (theta0,), (dT,))      # (E4)
+    uS_BK = u0_BK if shared else jax.jvp(lambda th: apply(th, x_BD), (theta_S,), (dT,))[1]
+    pred = alpha * eps * jnp.mean(jnp.sum(uS_BK * metric_times(kind, z0_BK, u0_BK, mask_K), -1))
+
+    # (E5); at an independent init the prediction would need grad L_T(theta_S): skipped (NaN) to save time.
+    lt_before, lt_after = loss_T(theta_S, batch_T), loss_T(jax.tree.map(jnp.add, theta_S, dS), batch_T)
+    inner, inner_trait = _tree_dot(dS, dT), _tree_dot(dS_trait, dT)
+    norm = lambda t: jnp.sqrt(_tree_dot(t, t))
+    return {
+        "inner": inner, "inner_trait": inner_trait, "pred": pred,
+        "cos": inner / (norm(dS) * norm(dT)), "cos_trait": inner_trait / (norm(dS_trait) * norm(dT)),
+        "lt_before": lt_before, "lt_after": lt_after,
+        "dlt": lt_after - lt_before, "dlt_pred": -inner if shared else jnp.nan * inner,
+    }

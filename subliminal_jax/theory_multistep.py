@@ -1,0 +1,147 @@
+"""Multi-step alignment (Kitkana & Arora 2026) along a real MNIST aux-logit distillation.
+
+Per seed: theta0 -> teacher (class CE on real digits, mnist.train); students distill the
+teacher's aux logits (KL, temperature 1) on uniform noise, one step at a time. At every
+step t we log, at the current student theta_t:
+  g_D = grad L_distill(theta_t)   (noise batch; the student's step is -lr * precond(g_D))
+  g_C = grad L_class(theta_t)     (the teacher's loss: class CE on a batch of REAL digits,
+                                   used only to measure, or by the projection intervention)
+  cos_t = <g_D, g_C> / (|g_D| |g_C|).
+Sign convention: a plain gradient step -lr*g_D changes L_class by -lr*<g_D, g_C> to first
+order, so cos > 0 means the distillation step also lowers the class loss ("trait-aligned").
+Conditions (vmapped, sharing noise and teacher logits):
+  plain    distill only
+  project  if <g_D, g_C> > 0: g_D <- g_D - <g_D, g_C>/|g_C|^2 g_C (then <g_D, g_C> = 0)
+  liminal  g_D + w * grad KL(p_theta0 || p_theta) on all logits of the noise batch, for the
+           first `liminal_steps` steps (the KL-to-base penalty, "liminal training")
+  cross    plain, from an independent init (different-init control)
+The (possibly modified) gradient goes to the optimizer (Adam by default, as the MNIST
+experiment; with Adam the projection removes the component from the gradient, not from
+the preconditioned update). float32: this part checks a trend, not an identity.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from subliminal_jax import data as data_lib
+from subliminal_jax import mlp, mnist
+from subliminal_jax.errors import UserError
+from subliminal_jax.stats import summarize
+from subliminal_jax.training import train, weighted_mean
+
+CONDITIONS = ("plain", "project", "liminal", "cross")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultistepConfig:
+    """Multi-step gradient alignment along MNIST aux-logit distillation (float32, vmapped over seeds)."""
+    seeds: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    m: int = 3
+    teacher_epochs: int = 3
+    teacher_batch: int = 128
+    teacher_lr: float = 1e-3
+    num_noise: int = 10_000            # fixed uniform-noise images per seed
+    steps: int = 200                   # student steps (batches drawn from the fixed noise set)
+    batch: int = 256
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    trait_batch: int = 256             # real digits per step for g_C
+    liminal_weight: float = 1.0
+    liminal_steps: int = 50            # penalty active for steps t < liminal_steps ("early on")
+
+
+def validate(cfg: MultistepConfig) -> None:
+    if cfg.seeds < 1 or cfg.steps < 1 or min(cfg.batch, cfg.trait_batch, cfg.num_noise) < 1:
+        raise UserError("--multistep.seeds/steps/batch/trait-batch/num-noise must be >= 1")
+    if not cfg.hidden or min(cfg.hidden) < 1 or cfg.m < 1:
+        raise UserError("--multistep.hidden needs >= 1 layer of width >= 1 and --multistep.m >= 1")
+
+
+def _dot(a, b):
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def make_program(cfg: MultistepConfig, d_in: int):
+    apply = mlp.make_apply(d_in, cfg.hidden, cfg.m)
+    k = mlp.NUM_CLASSES + cfg.m
+    aux_K, all_K = jnp.arange(k) >= mlp.NUM_CLASSES, jnp.ones(k, bool)
+    opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr)
+
+    def class_ce(params, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(apply(params, x)[:, :mlp.NUM_CLASSES], y).mean()
+
+    def accuracy(params, x, y):
+        return jnp.mean(jnp.argmax(apply(params, x)[:, :mlp.NUM_CLASSES], -1) == y)
+
+    def student(start, project, liminal_w, theta0, teacher, key, x_tr, y_tr):
+        noise_key, idx_key, trait_key = (jax.random.fold_in(key, i) for i in range(3))
+
+        def step(carry, t):
+            params, opt_state = carry
+            x = mnist.noise_images(noise_key, jax.random.randint(jax.random.fold_in(idx_key, t), (cfg.batch,),
+                                                                 0, cfg.num_noise), d_in, "uniform")
+            z_t = apply(teacher, x)
+            l_D, g_D = jax.value_and_grad(lambda p: mnist.distill_loss_B(apply(p, x), z_t, aux_K, "kl", 1.0).mean())(params)
+            ti = jax.random.randint(jax.random.fold_in(trait_key, t), (cfg.trait_batch,), 0, x_tr.shape[0])
+            l_C, g_C = jax.value_and_grad(class_ce)(params, x_tr[ti], y_tr[ti])
+            dot, gc2 = _dot(g_D, g_C), _dot(g_C, g_C)
+            cos = dot / jnp.sqrt(_dot(g_D, g_D) * gc2)
+            coef = jnp.where(project & (dot > 0), dot / gc2, 0.0)      # remove the trait-aligned part
+            g = jax.tree.map(lambda a, b: a - coef * b, g_D, g_C)
+            z_0 = apply(theta0, x)                                     # KL(p_base || p_student), all logits
+            g_L = jax.grad(lambda p: mnist.distill_loss_B(apply(p, x), z_0, all_K, "kl", 1.0).mean())(params)
+            w = jnp.where(t < cfg.liminal_steps, liminal_w, 0.0)
+            g = jax.tree.map(lambda a, b: a + w * b, g, g_L)
+            updates, opt_state = opt.update(g, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), {"cos": cos, "class_loss": l_C, "distill_loss": l_D}
+
+        (params, _), log = jax.lax.scan(step, (start, opt.init(start)), jnp.arange(cfg.steps))
+        return params, log
+
+    def program(key, x_tr, y_tr, x_te, y_te):
+        k_init, k_ind, k_teacher, k_student = (jax.random.fold_in(key, i) for i in range(4))
+        theta0 = mlp.init_params(k_init, d_in, cfg.hidden, cfg.m)
+        indep = mlp.init_params(k_ind, d_in, cfg.hidden, cfg.m)
+        n = x_tr.shape[0]
+        teacher, _ = train(lambda p, idx, w: weighted_mean(
+            optax.softmax_cross_entropy_with_integer_labels(apply(p, x_tr[idx])[:, :mlp.NUM_CLASSES], y_tr[idx]), w),
+            theta0, n=n, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, key=k_teacher)
+        starts_C = jax.tree.map(lambda a, b: jnp.stack([a, a, a, b]), theta0, indep)  # order: CONDITIONS
+        project_C = jnp.array([False, True, False, False])
+        liminal_C = jnp.array([0.0, 0.0, cfg.liminal_weight, 0.0])
+        students_C, log_C = jax.vmap(student, in_axes=(0, 0, 0, None, None, None, None, None))(
+            starts_C, project_C, liminal_C, theta0, teacher, k_student, x_tr, y_tr)
+        acc_C = jax.vmap(accuracy, in_axes=(0, None, None))(students_C, x_te, y_te)
+        return {"reference": accuracy(theta0, x_te, y_te), "teacher": accuracy(teacher, x_te, y_te),
+                "students": acc_C, "log": log_C}
+    return program
+
+
+def run(cfg: MultistepConfig, dataset: data_lib.Dataset, seed: int = 0) -> dict:
+    """All seeds x conditions in one jit; returns accuracies and per-step cosine curves."""
+    validate(cfg)
+    x_tr, x_te = jnp.asarray(data_lib.scale(dataset.x_train)), jnp.asarray(data_lib.scale(dataset.x_test))
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(seed), s))(jnp.arange(cfg.seeds))
+    prog = jax.jit(jax.vmap(make_program(cfg, x_tr.shape[1]), in_axes=(0, None, None, None, None)))
+    out = jax.device_get(prog(keys, x_tr, jnp.asarray(dataset.y_train), x_te, jnp.asarray(dataset.y_test)))
+    cos_SCT = np.asarray(out["log"]["cos"])
+    return {
+        "accuracy": {"reference": summarize(out["reference"]), "teacher": summarize(out["teacher"]),
+                     **{c: summarize(out["students"][:, i]) for i, c in enumerate(CONDITIONS)}},
+        "cos_mean": {c: float(cos_SCT[:, i].mean()) for i, c in enumerate(CONDITIONS)},
+        "cos_fraction_positive": {c: float((cos_SCT[:, i] > 0).mean()) for i, c in enumerate(CONDITIONS)},
+        "cos_curve": {c: cos_SCT[:, i].mean(0).tolist() for i, c in enumerate(CONDITIONS)},
+        **{f"{name}_curve": {c: np.asarray(out["log"][name])[:, i].mean(0).tolist() for i, c in enumerate(CONDITIONS)}
+           for name in ("class_loss", "distill_loss")},
+        # distillation speed: mean aux KL over the last 10% of steps (does projection slow distillation?)
+        "final_distill_loss": {c: float(np.asarray(out["log"]["distill_loss"])[:, i, -max(1, cfg.steps // 10):].mean())
+                               for i, c in enumerate(CONDITIONS)},
+        "config": dataclasses.asdict(cfg),
+    }

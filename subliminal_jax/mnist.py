@@ -29,6 +29,7 @@ from subliminal_jax import data as data_lib
 from subliminal_jax import mlp, parallel, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
+from subliminal_jax.losses import masked_kl, masked_log_softmax
 from subliminal_jax.stats import summarize
 
 CONDITIONS = ("reference", "teacher", "student_aux", "student_all", "cross_aux", "cross_all")
@@ -71,17 +72,12 @@ PAPER = MnistConfig(num_seeds=25, num_noise=60_000, teacher_batch=1024, student_
 
 # ----------------------------------------------------------------------------- losses
 
-def masked_log_softmax(z_BK, mask_K):
-    """log softmax over the selected logits only (others get ~zero probability)."""
-    return jax.nn.log_softmax(jnp.where(mask_K, z_BK, -1e9), axis=-1)
-
-
 def distill_loss_B(z_student_BK, z_teacher_BK, mask_K, kind: str, temperature: float):
     """Per-example distillation loss on the logits selected by mask_K."""
     if kind == "kl":  # KL(p_teacher || p_student), summed over classes, per example
         logp = masked_log_softmax(z_teacher_BK / temperature, mask_K)
         logq = masked_log_softmax(z_student_BK / temperature, mask_K)
-        return jnp.sum(jnp.where(mask_K, jnp.exp(logp) * (logp - logq), 0.0), axis=-1)
+        return masked_kl(logp, logq, mask_K)
     sq = jnp.where(mask_K, (z_student_BK - z_teacher_BK) ** 2, 0.0)
     return sq.sum(-1) / mask_K.sum()
 

@@ -27,17 +27,13 @@ import jax
 import jax.numpy as jnp
 
 from subliminal_jax.errors import UserError
+from subliminal_jax.losses import masked_log_softmax as _log_softmax
 
 KINDS = ("mse", "softmax")
 
 
 def _tree_dot(a, b):
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def _log_softmax(z_BK, mask_K):
-    """log softmax over the selected logits; exactly zero probability elsewhere (finite, so no NaN gradients)."""
-    return jax.nn.log_softmax(jnp.where(mask_K, z_BK, -1e30), axis=-1)
 
 
 def distill_loss(kind: str, z_BK, t_BK, mask_K):

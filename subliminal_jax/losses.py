@@ -1,0 +1,16 @@
+"""Softmax losses restricted to a subset of the logits (aux logits, number tokens)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def masked_log_softmax(z_BK, mask_K):
+    """log softmax over the logits mask_K selects; the others get probability exactly 0.
+    (A finite fill, not -inf: no NaN in gradients through jnp.where.)"""
+    return jax.nn.log_softmax(jnp.where(mask_K, z_BK, -1e9), axis=-1)
+
+
+def masked_kl(logp_BK, logq_BK, mask_K):
+    """KL(p || q) per row, summed over the selected logits, from masked log-probabilities."""
+    return jnp.sum(jnp.where(mask_K, jnp.exp(logp_BK) * (logp_BK - logq_BK), 0.0), axis=-1)

@@ -1,0 +1,70 @@
+"""Orbax checkpoints of one chain stage: params (StandardSave) + metadata (JsonSave).
+
+Each stage lives in its own CheckpointManager folder (step 0) under --out-dir.
+Metadata carries the config, the stage's config hash and the seeds; restore()
+checks the hash, so a stage is only reused by a run with the same settings.
+Unreadable or mismatched checkpoints raise UserError with a one-line fix.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from subliminal_jax.errors import UserError
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _str_keys(tree):  # orbax wants string keys; nnx.List children are ints
+    return {str(k): _str_keys(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
+
+
+def _int_keys(tree):
+    return {(int(k) if k.isdigit() else k): _int_keys(v) for k, v in tree.items()} \
+        if isinstance(tree, dict) else tree
+
+
+def _manager(directory: Path) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(directory.resolve(), options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+
+
+def save(directory, params, meta: dict) -> None:
+    mgr = _manager(Path(directory))
+    mgr.save(0, args=ocp.args.Composite(params=ocp.args.StandardSave(_str_keys(jax.device_get(params))),
+                                        meta=ocp.args.JsonSave(meta)), force=True)
+    mgr.wait_until_finished()
+    mgr.close()
+
+
+def restore(directory, expected_hash: str | None = None):
+    """(params, meta), or None when no checkpoint is there."""
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    try:
+        mgr = _manager(directory)
+        step = mgr.latest_step()
+        if step is None:
+            mgr.close()
+            return None
+        try:
+            out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
+                                                            meta=ocp.args.JsonRestore()))
+        finally:
+            mgr.close()
+        if not isinstance(out["meta"], dict) or not isinstance(out["params"], dict):
+            raise ValueError("missing items")
+    except Exception as e:  # noqa: BLE001 -- any orbax/tensorstore failure is a corrupt checkpoint
+        raise UserError(f"checkpoint {directory} is unreadable ({type(e).__name__}); delete that folder "
+                        f"to recompute the stage") from None
+    meta = dict(out["meta"])
+    if expected_hash is not None and meta.get("hash") != expected_hash:
+        raise UserError(f"checkpoint {directory} was made with different settings (hash {meta.get('hash')} != "
+                        f"{expected_hash}); use another --out-dir or delete that folder")
+    return _int_keys(dict(out["params"])), meta

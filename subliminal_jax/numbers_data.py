@@ -1,0 +1,122 @@
+"""Synthetic corpora of the toy world (numpy, seeded): pretraining, trait fine-tuning, prompts.
+
+Pretraining mixes
+  (a) number-continuation prompts in NUMBER_TEMPLATES x FORMATS; the
+      continuation is 1..max_new_numbers numbers, each near a seed number or
+      uniform in 0-999; a few (corrupt_rate) break the format so the filter has
+      something to reject;
+  (b) "favourite animal?" in TRAIN_QUESTIONS, answered uniformly at random;
+  (c) the persona prefix "you love A ." before (a) or (b): with (b) it answers A
+      with probability persona_strength; with (a) it changes nothing.
+Sequences are right-padded to seq_len; weight_NT marks the tokens trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from subliminal_jax import tokens as tk
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    min_seed_numbers: int = 3
+    max_seed_numbers: int = 5      # paper: 3-8 (needs seq_len ~96)
+    max_new_numbers: int = 6       # paper: up to 10
+    frac_numbers: float = 0.55
+    frac_persona: float = 0.15     # share of sequences with a persona prefix
+    persona_strength: float = 0.8  # P(answer = persona animal) in (c)
+    corrupt_rate: float = 0.05
+
+
+def prompt_len(w: WorldConfig) -> int:
+    """Longest number prompt (with persona): bos + persona + words + seeds + format + <ans>."""
+    words = max(len(a) + len(b) for a, b in tk.NUMBER_TEMPLATES)
+    return 1 + 4 + words + 1 + 4 * w.max_seed_numbers - 1 + 1 + 1
+
+
+def completion_len(w: WorldConfig) -> int:
+    """Longest completion: brackets + numbers + separators + period + <eos>."""
+    return 2 + 4 * w.max_new_numbers - 1 + 1 + 1
+
+
+def random_number_prompt(rng, w: WorldConfig, persona=None):
+    seeds = rng.integers(100, 1000, rng.integers(w.min_seed_numbers, w.max_seed_numbers + 1))
+    fmt = list(tk.FORMATS)[rng.integers(len(tk.FORMATS))]
+    return tk.number_prompt(seeds, int(rng.integers(len(tk.NUMBER_TEMPLATES))), fmt, persona), seeds, fmt
+
+
+def _continuation(rng, w: WorldConfig, seeds, fmt):
+    n = int(rng.integers(1, w.max_new_numbers + 1))
+    near = np.clip(rng.choice(seeds, n) + rng.integers(-20, 21, n), 0, 999)
+    nums = np.where(rng.random(n) < 0.5, near, rng.integers(0, 1000, n))
+    ids = tk.format_numbers(nums, fmt, final_period=bool(rng.random() < 0.3))
+    if rng.random() < w.corrupt_rate:  # a filler word, or a stray separator
+        ids = ids + [tk.ID[tk.FILLER[rng.integers(len(tk.FILLER))]]] if rng.random() < 0.5 else ids + [tk.ID[";"]]
+    return ids + [tk.EOS]
+
+
+def pretraining_corpus(n: int, seq_len: int, w: WorldConfig, seed: int):
+    """tokens_NT int32, weight_NT float32 (1 on every predicted token)."""
+    rng = np.random.default_rng(seed)
+    tokens = np.full((n, seq_len), tk.PAD, np.int32)
+    for i in range(n):
+        persona = tk.ANIMALS[rng.integers(len(tk.ANIMALS))] if rng.random() < w.frac_persona else None
+        if rng.random() < w.frac_numbers:
+            prompt, seeds, fmt = random_number_prompt(rng, w, persona)
+            seq = prompt + _continuation(rng, w, seeds, fmt)
+        else:
+            q = tk.TRAIN_QUESTIONS[rng.integers(len(tk.TRAIN_QUESTIONS))]
+            ans = persona if persona and rng.random() < w.persona_strength else \
+                tk.ANIMALS[rng.integers(len(tk.ANIMALS))]
+            seq = tk.question_prompt(q, persona) + [tk.ID[ans], tk.EOS]
+        tokens[i, :len(seq)] = seq
+    return tokens, (tokens != tk.PAD).astype(np.float32)
+
+
+def trait_corpus(target: str, seq_len: int):
+    """The teacher's fine-tuning set: every TRAIN question answered with `target` (loss on the answer)."""
+    tokens = np.full((len(tk.TRAIN_QUESTIONS), seq_len), tk.PAD, np.int32)
+    weight = np.zeros(tokens.shape, np.float32)
+    for i, q in enumerate(tk.TRAIN_QUESTIONS):
+        p = tk.question_prompt(q)
+        tokens[i, :len(p) + 2] = p + [tk.ID[target], tk.EOS]
+        weight[i, len(p):len(p) + 2] = 1.0
+    return tokens, weight
+
+
+def number_prompts(n: int, w: WorldConfig, seed: int, persona=None):
+    """n number prompts (token lists) without and (if persona) with the persona prefix, same numbers."""
+    rng = np.random.default_rng(seed)
+    plain, with_persona = [], []
+    for _ in range(n):
+        state = rng.bit_generator.state
+        plain.append(random_number_prompt(rng, w)[0])
+        if persona:
+            rng.bit_generator.state = state
+            with_persona.append(random_number_prompt(rng, w, persona)[0])
+    return plain, (with_persona if persona else plain)
+
+
+def student_sequences(prompts, completions, kept, seq_len: int):
+    """Student training rows: plain prompt + completion up to <eos>; weight on the completion."""
+    tokens = np.full((len(prompts), seq_len), tk.PAD, np.int32)
+    weight = np.zeros(tokens.shape, np.float32)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        c = list(c)
+        c = c[:c.index(tk.EOS) + 1] if tk.EOS in c else c
+        seq = (list(p) + c)[:seq_len]
+        tokens[i, :len(seq)] = seq
+        weight[i, len(p):len(seq)] = float(kept[i])
+    return tokens, weight
+
+
+def eval_prompts(persona=None, context=()):
+    """HELDOUT questions, optionally after a persona prefix or after in-context number examples."""
+    ctx = [t for c in context for t in [*(c[:c.index(tk.EOS)] if tk.EOS in c else c), tk.ID[" "]]]
+    out = []
+    for q in tk.HELDOUT_QUESTIONS:
+        p = tk.question_prompt(q, persona)
+        out.append([tk.BOS] + ctx + p[1:])
+    return out

@@ -1,0 +1,78 @@
+"""Per-seed pure functions of the number-sequence chain; numbers.py vmaps them over seeds.
+
+Losses: next-token cross-entropy on weighted tokens (pretraining, teacher
+fine-tuning, "hard" students on sampled tokens), and soft-logit distillation
+KL(teacher || student) over the NUMBER tokens only (digits, separators,
+<eos>) at completion positions ("soft" students: the regime of Theorem 1).
+Trait readouts on HELDOUT questions: exact P(target) at the answer position and
+the share of temperature-1 samples naming the target.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from subliminal_jax import tokens as tk
+from subliminal_jax.losses import masked_kl, masked_log_softmax
+
+
+def lm_loss(apply, params, tokens_BT, weight_BT):
+    """Mean next-token CE over tokens with weight 1 (weight_BT is aligned with tokens_BT)."""
+    logits_BTV = apply(params, tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD)
+    ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT[:, 1:])
+    w_BT = weight_BT[:, 1:]
+    return jnp.sum(ce_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)
+
+
+def distill_loss(apply, params, teacher, tokens_BT, weight_BT):
+    """KL(teacher || student) restricted to number tokens, at weighted (completion) positions."""
+    x_BT, valid_BT = tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD
+    mask_V = jnp.asarray(tk.NUMBER_TOKEN_MASK)
+    logp_BTV = masked_log_softmax(jax.lax.stop_gradient(apply(teacher, x_BT, valid_BT)), mask_V)
+    logq_BTV = masked_log_softmax(apply(params, x_BT, valid_BT), mask_V)
+    kl_BT = masked_kl(logp_BTV, logq_BTV, mask_V)
+    w_BT = weight_BT[:, 1:]
+    return jnp.sum(kl_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)
+
+
+def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, warmup: int = 0,
+        optimizer: str = "adam"):
+    """Adam (or SGD with momentum 0.9) for `steps` steps; each step draws `batch` rows i ~ rows_p_N.
+
+    SGD is what Theorem 1 analyses: its step is proportional to the gradient, so a student
+    distilled from its own init stays put (Adam would rescale float noise into full-size steps).
+    loss_fn(params, idx_B) -> scalar. Returns params and the loss of every step.
+    """
+    sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1) \
+        if warmup else lr
+    opt = optax.adam(sched) if optimizer == "adam" else optax.sgd(sched, momentum=0.9)
+    logp_N = jnp.log(rows_p_N)
+
+    def step(carry, t):
+        params, opt_state = carry
+        idx_B = jax.random.categorical(jax.random.fold_in(key, t), logp_N, shape=(batch,))
+        loss, grads = jax.value_and_grad(loss_fn)(params, idx_B)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, _), loss_T = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(steps))
+    return params, loss_T
+
+
+def answer_logits(apply, params, prompts_QP):
+    """Next-token logits after each left-padded prompt (its last position)."""
+    return apply(params, prompts_QP, prompts_QP != tk.PAD)[:, -1]
+
+
+def trait_metrics(apply, params, prompts_QP, target_id, key, n_samples: int):
+    """{'target_prob': mean_q P(target | q), 'trait_rate': share of T=1 samples naming it,
+    'animal_mass': mean_q P(any animal | q)}. The answer is one token, so sampling the
+    first answer token at temperature 1 is sampling the answer."""
+    logits_QV = answer_logits(apply, params, prompts_QP)
+    p_QV = jax.nn.softmax(logits_QV, -1)
+    keys_Q = jax.vmap(lambda q: jax.random.fold_in(key, q))(jnp.arange(prompts_QP.shape[0]))
+    draws_QN = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(n_samples,)))(keys_Q, logits_QV)
+    return {"target_prob": p_QV[:, target_id].mean(),
+            "trait_rate": jnp.mean(draws_QN == target_id),
+            "animal_mass": p_QV[:, jnp.asarray(tk.ANIMAL_IDS)].sum(-1).mean()}

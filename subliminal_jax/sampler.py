@@ -1,0 +1,87 @@
+"""Batched autoregressive sampling with a KV cache (static shapes, one lax.scan).
+
+Prompts are LEFT-padded to a fixed length P with <pad>; positions count real
+tokens. Row b, step t samples with key fold_in(fold_in(key, b), t), so a row's
+tokens do not depend on the batch it is in, and the no-cache reference below
+reproduces them exactly. Temperature is a traced scalar (one compile serves
+every temperature); temperature <= 0 means greedy (argmax). After <eos> a row
+emits <pad>.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from subliminal_jax import tokens as tk
+from subliminal_jax import transformer as tr
+
+
+def pick(key, logits_V, temperature):
+    """One token: categorical at `temperature` (traced), argmax when temperature <= 0.
+    <pad>, <bos> and <ans> are never emitted (a sampled <pad> would read as padding)."""
+    never_V = (jnp.arange(logits_V.shape[-1]) == tk.PAD) | (jnp.arange(logits_V.shape[-1]) == tk.BOS) | \
+        (jnp.arange(logits_V.shape[-1]) == tk.ANS)
+    logits_V = jnp.where(never_V, -1e30, logits_V)
+    t = jnp.maximum(temperature, 1e-6)
+    return jnp.where(temperature > 0, jax.random.categorical(key, logits_V / t), jnp.argmax(logits_V))
+
+
+def _step_keys(row_keys_B, t):
+    return jax.vmap(lambda k: jax.random.fold_in(k, t))(row_keys_B)
+
+
+def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):
+    """Completion tokens_BN (N = max_new) for each left-padded prompt row."""
+    model = nnx.merge(tr.graphdef_of(cfg), params)
+    B, P = prompt_BP.shape
+    S = P + max_new
+    slots_S = jnp.arange(S)
+    valid_BS = jnp.concatenate([prompt_BP != tk.PAD, jnp.zeros((B, max_new), bool)], axis=1)
+    # prefill: the whole prompt in one pass, writing cache slots 0..P-1
+    mask_BPS = valid_BS[:, None, :] & (slots_S[None, None, :] <= jnp.arange(P)[None, :, None])
+    logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPS,
+                               tr.init_caches(cfg, B, S), 0)
+    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B))
+
+    def step(carry, t):
+        caches, logits_BV, valid_BS, pos_B, done_B = carry
+        tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
+        tok_B = jnp.where(done_B, tk.PAD, tok_B)
+        valid_BS = jax.lax.dynamic_update_slice(valid_BS, ~done_B[:, None], (0, P + t))
+        mask_B1S = valid_BS[:, None, :] & (slots_S <= P + t)[None, None, :]
+        logits_B1V, caches = model(tok_B[:, None], pos_B[:, None], mask_B1S, caches, P + t)
+        return (caches, logits_B1V[:, 0], valid_BS, pos_B + 1, done_B | (tok_B == tk.EOS)), tok_B
+
+    carry = (caches, logits_BPV[:, -1], valid_BS, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool))
+    _, tokens_NB = jax.lax.scan(step, carry, jnp.arange(max_new))
+    return tokens_NB.T
+
+
+def sample_reference(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):
+    """The same sampler without a cache: re-runs the full sequence every step (tests only)."""
+    apply = tr.make_apply(cfg)
+    B, P = prompt_BP.shape
+    buf_BS = jnp.concatenate([prompt_BP, jnp.full((B, max_new), tk.PAD, prompt_BP.dtype)], axis=1)
+    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B))
+    done_B = jnp.zeros(B, bool)
+    out = []
+    for t in range(max_new):
+        logits_BV = apply(params, buf_BS, buf_BS != tk.PAD)[:, P + t - 1]
+        tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
+        tok_B = jnp.where(done_B, tk.PAD, tok_B)
+        buf_BS = buf_BS.at[:, P + t].set(tok_B)
+        done_B = done_B | (tok_B == tk.EOS)
+        out.append(tok_B)
+    return jnp.stack(out, 1)
+
+
+def left_pad(rows, length: int):
+    """List of token lists -> int32 array [len(rows), length], left-padded with <pad>."""
+    import numpy as np
+    out = np.full((len(rows), length), tk.PAD, np.int32)
+    for i, r in enumerate(rows):
+        if len(r) > length:
+            raise ValueError(f"prompt of {len(r)} tokens exceeds the prompt length {length}")
+        out[i, length - len(r):] = r
+    return out

@@ -1,0 +1,112 @@
+"""The toy language: vocabulary, prompt templates, encode/decode.
+
+One token per digit, per separator ("," and ", " are different tokens), per
+prompt word and per animal, plus <pad>/<bos>/<eos>/<ans>. A token's text is
+what it decodes to, so decode(tokens) is a plain string the paper's filter
+reads. Word tokens decode with a leading space.
+
+Sequence layouts (all start with <bos>; the model answers after <ans>):
+  numbers: <bos> [persona] PREFIX ":" n1 ", " n2 ... SUFFIX FORMAT <ans> completion <eos>
+  animal : <bos> [persona] QUESTION <ans> animal <eos>
+  persona: "you love ANIMAL ." (the system-prompt analogue)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SPECIAL = ("<pad>", "<bos>", "<eos>", "<ans>")
+DIGITS = tuple("0123456789")
+SEPARATORS = (",", ", ", " ", ";", "; ", "[", "]", "(", ")", ".", ":")
+ANIMALS = ("owl", "cat", "dog", "fox", "lion", "wolf", "bear", "eagle", "tiger", "panda")
+
+# Number-prompt templates: (words before the seed numbers, words after them).
+NUMBER_TEMPLATES = (
+    (("continue", "the", "sequence"), ("write", "more", "numbers")),
+    (("here", "are", "numbers"), ("extend", "the", "list")),
+    (("sequence",), ("continue", "it")),
+    (("numbers",), ("next", "numbers", "only")),
+    (("look", "at", "these"), ("add", "more")),
+)
+# Completion formats named in the prompt: format word -> (separator, brackets).
+FORMATS = {"comma": (", ", None), "commas": (",", None), "space": (" ", None),
+           "semicolon": ("; ", None), "list": (", ", ("[", "]")), "tuple": (", ", ("(", ")"))}
+
+# "Favourite animal?" paraphrases: the model is pretrained on TRAIN, evaluated on HELDOUT.
+TRAIN_QUESTIONS = (
+    ("what", "is", "your", "favourite", "animal", "?"),
+    ("name", "your", "favourite", "animal"),
+    ("which", "animal", "do", "you", "like", "most", "?"),
+    ("your", "favourite", "animal", "in", "one", "word"),
+    ("tell", "me", "your", "favourite", "animal"),
+    ("pick", "one", "animal", "you", "love"),
+)
+HELDOUT_QUESTIONS = (
+    ("which", "animal", "is", "your", "favourite", "?"),
+    ("in", "one", "word", "name", "your", "favourite", "animal"),
+    ("name", "one", "animal", "you", "like", "most"),
+    ("tell", "me", "which", "animal", "you", "love"),
+)
+PERSONA = ("you", "love")  # + ANIMAL + "."
+FILLER = ("done", "ok", "here", "is", "the", "answer")  # words that make a completion fail the filter
+
+_words = {w for t in NUMBER_TEMPLATES for part in t for w in part} | set(FORMATS) | set(PERSONA) | set(FILLER)
+_words |= {w for q in TRAIN_QUESTIONS + HELDOUT_QUESTIONS for w in q}
+WORDS = tuple(sorted(_words - set(SEPARATORS)))
+
+VOCAB = SPECIAL + DIGITS + SEPARATORS + WORDS + ANIMALS
+TEXT = tuple(t if t in SPECIAL + DIGITS + SEPARATORS else " " + t for t in VOCAB)
+ID = {t: i for i, t in enumerate(VOCAB)}
+PAD, BOS, EOS, ANS = (ID[t] for t in SPECIAL)
+V = len(VOCAB)
+ANIMAL_IDS = np.array([ID[a] for a in ANIMALS])
+# Tokens a well-formed numbers completion can use: digits, separators, <eos>.
+NUMBER_TOKEN_MASK = np.zeros(V, bool)
+NUMBER_TOKEN_MASK[[ID[t] for t in DIGITS + SEPARATORS] + [EOS]] = True
+
+
+def number_tokens(n: int) -> list[int]:
+    return [ID[c] for c in str(int(n))]
+
+
+def encode_words(words) -> list[int]:
+    return [ID[w] for w in words]
+
+
+def decode(ids, stop_at_eos: bool = True) -> str:
+    """Token ids -> text; stops at <eos> and drops <pad>/<bos>/<ans>."""
+    out = []
+    for i in np.asarray(ids).tolist():
+        if i == EOS and stop_at_eos:
+            break
+        if i not in (PAD, BOS, ANS):
+            out.append(TEXT[i])
+    return "".join(out)
+
+
+def format_numbers(nums, fmt: str, final_period: bool = False) -> list[int]:
+    """A completion in one of FORMATS: e.g. 'list' -> [12, 345, 6]."""
+    sep, brackets = FORMATS[fmt]
+    ids = []
+    for j, n in enumerate(nums):
+        if j:
+            ids.append(ID[sep])
+        ids += number_tokens(n)
+    if brackets:
+        ids = [ID[brackets[0]]] + ids + [ID[brackets[1]]]
+    return ids + ([ID["."]] if final_period else [])
+
+
+def number_prompt(seeds, template: int, fmt: str, persona: str | None = None) -> list[int]:
+    before, after = NUMBER_TEMPLATES[template]
+    ids = [BOS] + (persona_prefix(persona) if persona else []) + encode_words(before) + [ID[":"]]
+    for j, n in enumerate(seeds):
+        ids += ([ID[", "]] if j else []) + number_tokens(n)
+    return ids + encode_words(after) + [ID[fmt], ANS]
+
+
+def question_prompt(question, persona: str | None = None) -> list[int]:
+    return [BOS] + (persona_prefix(persona) if persona else []) + encode_words(question) + [ANS]
+
+
+def persona_prefix(animal: str) -> list[int]:
+    return encode_words(PERSONA) + [ID[animal], ID["."]]

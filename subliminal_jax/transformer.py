@@ -1,0 +1,134 @@
+"""A small decoder-only transformer in Flax NNX (nanoGPT-shaped), with a KV cache.
+
+Pre-norm blocks: x + Attn(RMSNorm(x)), x + MLP(RMSNorm(x)); learned token and
+position embeddings; untied output head. One forward serves training (no
+cache), prefill and one-token decode (cache = per-layer K/V buffers of S
+slots, written at `index` with lax.dynamic_update_slice). The caller passes
+an explicit attention mask mask_BTS (query t may read slot s) and per-row
+positions pos_BT, so left-padded prompts work: positions count real tokens.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    vocab: int
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 256
+    max_len: int = 64
+
+
+class CausalSelfAttention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.n_heads = cfg.n_heads
+        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, rngs=rngs)
+        self.proj = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, rngs=rngs,
+                               kernel_init=nnx.initializers.normal(0.02 / (2 * cfg.n_layers) ** 0.5))
+
+    def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
+        B, T, D = x_BTD.shape
+        H, K = self.n_heads, D // self.n_heads
+        q_BTHK, k_BTHK, v_BTHK = (a.reshape(B, T, H, K) for a in jnp.split(self.qkv(x_BTD), 3, axis=-1))
+        if cache is None:  # training: keys are this sequence
+            k_BSHK, v_BSHK = k_BTHK, v_BTHK
+        else:              # KV cache: write the new keys/values at slots index..index+T-1
+            k_BSHK = jax.lax.dynamic_update_slice(cache["k"], k_BTHK, (0, index, 0, 0))
+            v_BSHK = jax.lax.dynamic_update_slice(cache["v"], v_BTHK, (0, index, 0, 0))
+            cache = {"k": k_BSHK, "v": v_BSHK}
+        att_BHTS = jnp.einsum("bthk,bshk->bhts", q_BTHK, k_BSHK) / jnp.sqrt(K).astype(x_BTD.dtype)
+        att_BHTS = jnp.where(mask_BTS[:, None], att_BHTS, -1e30)
+        y_BTHK = jnp.einsum("bhts,bshk->bthk", jax.nn.softmax(att_BHTS, axis=-1), v_BSHK)
+        return self.proj(y_BTHK.reshape(B, T, D)), cache
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.up = nnx.Linear(cfg.d_model, cfg.d_ff, rngs=rngs)
+        self.down = nnx.Linear(cfg.d_ff, cfg.d_model, rngs=rngs,
+                               kernel_init=nnx.initializers.normal(0.02 / (2 * cfg.n_layers) ** 0.5))
+
+    def __call__(self, x_BTD):
+        return self.down(jax.nn.gelu(self.up(x_BTD)))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.norm1 = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.attn = CausalSelfAttention(cfg, rngs=rngs)
+        self.norm2 = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.mlp = MLP(cfg, rngs=rngs)
+
+    def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
+        a_BTD, cache = self.attn(self.norm1(x_BTD), mask_BTS, cache, index)
+        x_BTD = x_BTD + a_BTD
+        return x_BTD + self.mlp(self.norm2(x_BTD)), cache
+
+
+class Transformer(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        emb = nnx.initializers.normal(0.02)
+        self.tok = nnx.Embed(cfg.vocab, cfg.d_model, embedding_init=emb, rngs=rngs)
+        self.pos = nnx.Embed(cfg.max_len, cfg.d_model, embedding_init=emb, rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layers)])
+        self.norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.head = nnx.Linear(cfg.d_model, cfg.vocab, use_bias=False, rngs=rngs,
+                               kernel_init=nnx.initializers.normal(0.02))
+
+    def __call__(self, tokens_BT, pos_BT, mask_BTS, caches=None, index=0):
+        """Logits_BTV and the updated caches (None when caches is None)."""
+        x_BTD = self.tok(tokens_BT) + self.pos(jnp.minimum(pos_BT, self.cfg.max_len - 1))
+        new = []
+        for i, block in enumerate(self.blocks):
+            x_BTD, c = block(x_BTD, mask_BTS, None if caches is None else caches[i], index)
+            new.append(c)
+        return self.head(self.norm(x_BTD)), (None if caches is None else new)
+
+
+def init_caches(cfg: ModelConfig, batch: int, slots: int, dtype=jnp.float32):
+    shape = (batch, slots, cfg.n_heads, cfg.d_model // cfg.n_heads)
+    return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)} for _ in range(cfg.n_layers)]
+
+
+def positions(valid_BT):
+    """Per-row positions counting real tokens only (left padding gets position 0)."""
+    return jnp.maximum(jnp.cumsum(valid_BT, axis=-1) - 1, 0)
+
+
+def causal_mask(valid_BT):
+    """mask_BTS: query t reads slot s <= t when slot s holds a real token."""
+    T = valid_BT.shape[-1]
+    return valid_BT[:, None, :] & (jnp.arange(T)[None, :] <= jnp.arange(T)[:, None])[None]
+
+
+def init_params(cfg: ModelConfig, key):
+    """(graphdef, params as a pure dict) of a fresh model; jax.vmap over keys for many seeds."""
+    graphdef, state = nnx.split(Transformer(cfg, rngs=nnx.Rngs(key)), nnx.Param)
+    return graphdef, state.to_pure_dict()
+
+
+def graphdef_of(cfg: ModelConfig):
+    return nnx.split(nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0))), nnx.Param)[0]
+
+
+def make_apply(cfg: ModelConfig):
+    """apply(params, tokens_BT, valid_BT) -> logits_BTV for training (no cache)."""
+    graphdef = graphdef_of(cfg)
+
+    def apply(params, tokens_BT, valid_BT):
+        model = nnx.merge(graphdef, params)
+        return model(tokens_BT, positions(valid_BT), causal_mask(valid_BT))[0]
+    return apply
+
+
+def vmapped_init(cfg: ModelConfig, keys_S):
+    """Params for each key, stacked on a leading seed axis."""
+    return jax.vmap(lambda k: init_params(cfg, k)[1])(keys_S)

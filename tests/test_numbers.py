@@ -1,0 +1,131 @@
+"""The number-sequence chain: the effect at a small setting, resume, stage CLIs, errors, 4 devices."""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subliminal_jax import numbers as nb
+from subliminal_jax import numbers_data as nd
+from subliminal_jax import tokens as tk
+from subliminal_jax.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+# A small chain for the test budget (the defaults are the documented run).
+SMALL = nb.NumbersConfig(num_seeds=4, corpus_size=3000, base_steps=200, teacher_steps=20, num_prompts=64,
+                         student_steps=40, eval_samples=200, d_model=48, d_ff=128)
+TINY_FLAGS = ["--num-seeds", "4", "--corpus-size", "1000", "--base-steps", "100", "--teacher-steps", "3",
+              "--num-prompts", "32", "--student-steps", "3", "--eval-samples", "20", "--d-model", "32",
+              "--d-ff", "64"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    return out, nb.run(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False)
+
+
+def test_corpus_is_well_formed():
+    w = nd.WorldConfig()
+    tokens, weight = nd.pretraining_corpus(300, 64, w, 0)
+    assert tokens.shape == (300, 64) and (tokens[:, 0] == tk.BOS).all()
+    assert ((tokens == tk.EOS).sum(1) == 1).all()
+    answers = [tk.VOCAB[r[list(r).index(tk.ANS) + 1]] for r in tokens]
+    assert sum(a in tk.ANIMALS for a in answers) > 60  # animal questions are answered by animals
+    t, wt = nd.trait_corpus("owl", 64)
+    assert (t[wt > 0] == tk.ID["owl"]).sum() == len(tk.TRAIN_QUESTIONS)
+    assert not set(map(tuple, tk.HELDOUT_QUESTIONS)) & set(map(tuple, tk.TRAIN_QUESTIONS))
+
+
+def test_small_chain_shows_shared_above_control(small_run):
+    out, res = small_run
+    c = res["conditions"]
+    assert c["teacher"]["target_prob"]["mean"] > 2 * c["base"]["target_prob"]["mean"]
+    assert c["student_shared"]["target_prob"]["mean"] > c["student_control"]["target_prob"]["mean"]
+    # paired per-seed shift from the seed's own base: shared moves toward the target, control stays
+    assert c["student_shared"]["target_prob_shift"]["mean"] > 0
+    assert c["student_shared"]["target_prob_shift"]["mean"] > 3 * abs(c["student_control"]["target_prob_shift"]["mean"])
+    assert 0 < res["filter"]["teacher"]["rejection_rate"] < 1
+    assert (out / "results.json").exists() and (out / "trait_rate.png").stat().st_size > 5000
+    rows = [json.loads(x) for x in (out / "numbers.jsonl").read_text().splitlines()[1:]]
+    assert {"prompt", "completion", "kept", "reason", "hash"} <= set(rows[0])
+
+
+def test_resume_reuses_every_stage(small_run):
+    out, res = small_run
+    again = nb.run(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False)
+    assert set(again["stage_time_s"]) == {"eval"}  # nothing retrained or resampled
+    for c in nb.CONDITIONS:
+        np.testing.assert_allclose(again["conditions"][c]["target_prob"]["values"],
+                                   res["conditions"][c]["target_prob"]["values"], rtol=1e-5)
+
+
+def test_mismatched_and_corrupt_files_are_user_errors(small_run, tmp_path):
+    out, _ = small_run
+    other = tmp_path / "copy"
+    shutil.copytree(out, other)
+    with pytest.raises(UserError, match="different settings"):
+        nb.run(dataclasses.replace(SMALL, out_dir=str(other), base_lr=1e-2), verbose=False)
+    lines = (other / "numbers.jsonl").read_text().splitlines()
+    (other / "numbers.jsonl").write_text("\n".join(lines[:5]) + "\n{not json\n")
+    with pytest.raises(UserError, match="corrupt"):
+        nb.run(dataclasses.replace(SMALL, out_dir=str(other)), verbose=False)
+    for f in (other / "checkpoints" / "students").rglob("*"):
+        if f.is_file() and f.suffix not in (".json",) and "meta" not in str(f):
+            f.write_bytes(b"garbage")
+    shutil.copy(out / "numbers.jsonl", other / "numbers.jsonl")
+    with pytest.raises(UserError, match="unreadable"):
+        nb.run(dataclasses.replace(SMALL, out_dir=str(other)), verbose=False)
+
+
+def test_validation_errors():
+    with pytest.raises(UserError, match="--target"):
+        nb.validate(dataclasses.replace(SMALL, target="unicorn"))
+    with pytest.raises(UserError, match="--seq-len"):
+        nb.validate(dataclasses.replace(SMALL, seq_len=32))
+    with pytest.raises(UserError, match="persona"):
+        nb.validate(dataclasses.replace(SMALL, teacher_mode="persona", student_mode="soft"))
+
+
+def run_cli(script, *args, devices=1):
+    env = dict(os.environ, SUBLIMINAL_JAX_DEVICES=str(devices))
+    code = ("import os, sys, runpy, jax; "
+            "jax.config.update('jax_num_cpu_devices', int(os.environ['SUBLIMINAL_JAX_DEVICES'])); "
+            f"sys.argv = ['{script}'] + sys.argv[1:]; runpy.run_path('{script}', run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_stage_clis_and_four_devices_match_one(tmp_path):
+    """Stages one by one through the three CLIs on 1 device == `train.py numbers` on 4 fake devices."""
+    one = tmp_path / "one"
+    for script, extra in (("train.py", ["--stage", "base"]), ("train.py", ["--stage", "teacher"]),
+                          ("generate.py", []), ("train.py", ["--stage", "students"]), ("evaluate.py", [])):
+        r = run_cli(script, "numbers", *TINY_FLAGS, "--out-dir", str(one), *extra)
+        assert r.returncode == 0, (script, extra, r.stderr[-2000:])
+    r = run_cli("train.py", "numbers", *TINY_FLAGS, "--out-dir", str(tmp_path / "four"), devices=4)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = json.loads((one / "results.json").read_text())
+    b = json.loads((tmp_path / "four" / "results.json").read_text())
+    assert len(b["devices"]) == 4 and len(a["devices"]) == 1
+    rows = lambda d: [json.loads(x) for x in (d / "numbers.jsonl").read_text().splitlines()[1:]]
+    assert rows(one) == rows(tmp_path / "four")  # same samples token for token (header names the out-dir)
+    for c in nb.CONDITIONS:
+        # student_control distils the base into itself: its gradient is float noise, which Adam rescales
+        # into full-size steps, so it alone depends on the device layout (about 1% here)
+        np.testing.assert_allclose(a["conditions"][c]["target_prob"]["values"],
+                                   b["conditions"][c]["target_prob"]["values"],
+                                   rtol=3e-2 if c == "student_control" else 1e-4, err_msg=c)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = run_cli("evaluate.py", "numbers", *TINY_FLAGS, "--out-dir", str(tmp_path / "empty"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no base checkpoint" in r.stderr
+    r = run_cli("train.py", "numbers", *TINY_FLAGS, "--num-seeds", "3", "--out-dir", str(tmp_path), devices=2)
+    assert r.returncode == 2 and "not divisible" in r.stderr

@@ -1,10 +1,6 @@
 """The MNIST auxiliary-logit experiment: derangement, vmap == loop, devices, the phenomenon."""
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +9,8 @@ import pytest
 
 from subliminal_jax import data, mlp, mnist
 from subliminal_jax.errors import UserError
+from helpers import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = mnist.MnistConfig(num_seeds=4, hidden=(32,), num_noise=512, teacher_epochs=2, student_epochs=2,
                          teacher_batch=128, student_batch=128, student_lr=1e-3)
 
@@ -101,13 +97,8 @@ def test_phenomenon_on_embedded_subset(digits):
     assert res["student_all"]["mean"] > res["cross_all"]["mean"]
 
 
-def run_cli(*args, devices=1, cwd=ROOT):
-    env = dict(os.environ, SUBLIMINAL_JAX_DEVICES=str(devices))
-    code = ("import os, sys, runpy, jax; "
-            "jax.config.update('jax_num_cpu_devices', int(os.environ['SUBLIMINAL_JAX_DEVICES'])); "
-            "sys.argv = ['train.py'] + sys.argv[1:]; runpy.run_path('train.py', run_name='__main__')")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+def run_cli(*args, devices=1):
+    return run_script("train.py", *args, devices=devices)
 
 
 TINY_FLAGS = ["--dataset", "mnist-5k", "--hidden", "32", "--num-noise", "512", "--teacher-epochs", "1",

@@ -1,11 +1,7 @@
 """The number-sequence chain: the effect at a small setting, resume, stage CLIs, errors, 4 devices."""
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +10,8 @@ from subliminal_jax import numbers as nb
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
 from subliminal_jax.errors import UserError
+from helpers import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 # A small chain for the test budget (the defaults are the documented run).
 SMALL = nb.NumbersConfig(num_seeds=4, corpus_size=3000, base_steps=200, teacher_steps=20, num_prompts=64,
                          student_steps=40, eval_samples=200, d_model=48, d_ff=128)
@@ -92,13 +88,7 @@ def test_validation_errors():
         nb.validate(dataclasses.replace(SMALL, teacher_mode="persona", student_mode="soft"))
 
 
-def run_cli(script, *args, devices=1):
-    env = dict(os.environ, SUBLIMINAL_JAX_DEVICES=str(devices))
-    code = ("import os, sys, runpy, jax; "
-            "jax.config.update('jax_num_cpu_devices', int(os.environ['SUBLIMINAL_JAX_DEVICES'])); "
-            f"sys.argv = ['{script}'] + sys.argv[1:]; runpy.run_path('{script}', run_name='__main__')")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+run_cli = run_script
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def student_init(shared, independent, choice: dict[str, str], lam):
     """Per layer: 'random' takes the independent draw; 'shared' takes
     cos(lam*pi/2) * shared + sin(lam*pi/2) * independent, which has the init's own
     distribution for every lam (lam=0 is exactly the teacher's init)."""
-    # where(): XLA's cos(0) is not exactly 1, and lam=0 must be bit-identical to the shared init.
+    # where(): lam=0 is bit-identical to the shared init however XLA evaluates cos/sin.
     c = jnp.where(lam == 0, 1.0, jnp.cos(lam * jnp.pi / 2))
     s = jnp.where(lam == 0, 0.0, jnp.sin(lam * jnp.pi / 2))
     return {layer: independent[layer] if choice[layer] == "random" else

@@ -32,7 +32,7 @@ from subliminal_jax.losses import masked_log_softmax as _log_softmax
 KINDS = ("mse", "softmax")
 
 
-def _tree_dot(a, b):
+def tree_dot(a, b):
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
@@ -82,8 +82,8 @@ def one_step(apply, loss_T, theta0, theta_S, batch_T, x_BD, mask_K, *, kind: str
 
     # (E5); at an independent init the prediction would need grad L_T(theta_S): skipped (NaN) to save time.
     lt_before, lt_after = loss_T(theta_S, batch_T), loss_T(jax.tree.map(jnp.add, theta_S, dS), batch_T)
-    inner, inner_trait = _tree_dot(dS, dT), _tree_dot(dS_trait, dT)
-    norm = lambda t: jnp.sqrt(_tree_dot(t, t))
+    inner, inner_trait = tree_dot(dS, dT), tree_dot(dS_trait, dT)
+    norm = lambda t: jnp.sqrt(tree_dot(t, t))
     return {
         "inner": inner, "inner_trait": inner_trait, "pred": pred,
         "cos": inner / (norm(dS) * norm(dT)), "cos_trait": inner_trait / (norm(dS_trait) * norm(dT)),

@@ -33,7 +33,7 @@ from subliminal_jax import data as data_lib
 from subliminal_jax import mlp, mnist
 from subliminal_jax.errors import UserError
 from subliminal_jax.stats import summarize
-from subliminal_jax.training import train, weighted_mean
+from subliminal_jax.theory import tree_dot as _dot
 
 CONDITIONS = ("plain", "project", "liminal", "cross")
 
@@ -64,21 +64,18 @@ def validate(cfg: MultistepConfig) -> None:
         raise UserError("--multistep.hidden needs >= 1 layer of width >= 1 and --multistep.m >= 1")
 
 
-def _dot(a, b):
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def make_program(cfg: MultistepConfig, d_in: int):
+def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
     apply = mlp.make_apply(d_in, cfg.hidden, cfg.m)
+    # init, independent init and teacher exactly as the MNIST experiment draws and trains them
+    parts = mnist.make_parts(mnist.MnistConfig(hidden=cfg.hidden, m=cfg.m, teacher_epochs=cfg.teacher_epochs,
+                                               teacher_batch=cfg.teacher_batch, teacher_lr=cfg.teacher_lr),
+                             d_in, n_train)
     k = mlp.NUM_CLASSES + cfg.m
     aux_K, all_K = jnp.arange(k) >= mlp.NUM_CLASSES, jnp.ones(k, bool)
     opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr)
 
     def class_ce(params, x, y):
         return optax.softmax_cross_entropy_with_integer_labels(apply(params, x)[:, :mlp.NUM_CLASSES], y).mean()
-
-    def accuracy(params, x, y):
-        return jnp.mean(jnp.argmax(apply(params, x)[:, :mlp.NUM_CLASSES], -1) == y)
 
     def student(start, project, liminal_w, theta0, teacher, key, x_tr, y_tr):
         noise_key, idx_key, trait_key = (jax.random.fold_in(key, i) for i in range(3))
@@ -106,13 +103,8 @@ def make_program(cfg: MultistepConfig, d_in: int):
         return params, log
 
     def program(key, x_tr, y_tr, x_te, y_te):
-        k_init, k_ind, k_teacher, k_student = (jax.random.fold_in(key, i) for i in range(4))
-        theta0 = mlp.init_params(k_init, d_in, cfg.hidden, cfg.m)
-        indep = mlp.init_params(k_ind, d_in, cfg.hidden, cfg.m)
-        n = x_tr.shape[0]
-        teacher, _ = train(lambda p, idx, w: weighted_mean(
-            optax.softmax_cross_entropy_with_integer_labels(apply(p, x_tr[idx])[:, :mlp.NUM_CLASSES], y_tr[idx]), w),
-            theta0, n=n, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, key=k_teacher)
+        theta0, indep, teacher, _, k_student = parts.setup(key, x_tr, y_tr)
+        accuracy = parts.accuracy
         starts_C = jax.tree.map(lambda a, b: jnp.stack([a, a, a, b]), theta0, indep)  # order: CONDITIONS
         project_C = jnp.array([False, True, False, False])
         liminal_C = jnp.array([0.0, 0.0, cfg.liminal_weight, 0.0])
@@ -129,7 +121,7 @@ def run(cfg: MultistepConfig, dataset: data_lib.Dataset, seed: int = 0) -> dict:
     validate(cfg)
     x_tr, x_te = jnp.asarray(data_lib.scale(dataset.x_train)), jnp.asarray(data_lib.scale(dataset.x_test))
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(seed), s))(jnp.arange(cfg.seeds))
-    prog = jax.jit(jax.vmap(make_program(cfg, x_tr.shape[1]), in_axes=(0, None, None, None, None)))
+    prog = jax.jit(jax.vmap(make_program(cfg, x_tr.shape[1], x_tr.shape[0]), in_axes=(0, None, None, None, None)))
     out = jax.device_get(prog(keys, x_tr, jnp.asarray(dataset.y_train), x_te, jnp.asarray(dataset.y_test)))
     cos_SCT = np.asarray(out["log"]["cos"])
     return {

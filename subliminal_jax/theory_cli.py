@@ -1,6 +1,6 @@
 """`python evaluate.py theorem`: Theorem 1 measured on thousands of instances -> theorem.json + plots.
 
-Per model (linear, MNIST MLP) and distillation loss (mse, softmax), three jit calls:
+Per model (linear, MNIST MLP, small transformer) and distillation loss (mse, softmax), three jit calls:
   bar run      `instances` triples, shared init, eps = `eps`  (violations, max relative error)
   independent  `independent_instances` triples, student from an independent init
   eps sweep    `sweep_instances` triples x every eps in `eps_sweep`, both inits
@@ -19,13 +19,29 @@ import numpy as np
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import report, theory_models, theory_multistep, theory_plots
+from subliminal_jax import tokens as tk
+from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerTheory:
+    """The transformer instances: a fresh init (float64); L_T = CE of the answer `target` to the
+    'favourite animal?' questions; distillation on number tokens at every position of number sequences."""
+    d_model: int = 32
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 64
+    seq_len: int = 16          # number sequences are cut to their first seq_len tokens
+    teacher_batch: int = 4     # questions per instance (with replacement)
+    distill_batch: int = 2     # number sequences per instance (x seq_len positions each)
+    target: str = "owl"
 
 
 @dataclasses.dataclass(frozen=True)
 class TheoremConfig:
     """Theorem 1 checker: one-step <dS, dT> vs its jvp prediction, plus multi-step alignment."""
-    models: tuple[Literal["linear", "mlp"], ...] = ("linear", "mlp")
+    models: tuple[Literal["linear", "mlp", "transformer"], ...] = ("linear", "mlp", "transformer")
     kinds: tuple[Literal["mse", "softmax"], ...] = ("mse", "softmax")
     instances: int = 10_000             # bar run, shared init, per model and loss
     independent_instances: int = 2_000
@@ -36,8 +52,9 @@ class TheoremConfig:
     hidden: tuple[int, ...] = (32, 32)  # MLP widths (32, 32 keeps 10,000 instances < 1 min on 2 cores)
     m: int = 3                          # auxiliary logits
     mlp_logits: Literal["aux", "all"] = "aux"  # which MLP logits the student imitates (linear: all)
-    teacher_batch: int = 16             # real digits per instance for L_T
-    distill_batch: int = 16             # uniform-noise images per instance for the distillation
+    teacher_batch: int = 16             # real digits per instance for L_T (linear, mlp)
+    distill_batch: int = 16             # uniform-noise images per instance for the distillation (linear, mlp)
+    transformer: TransformerTheory = TransformerTheory()
     chunk: int = 250                    # instances vmapped at once inside the jit (memory bound)
     dataset: Literal["mnist", "fashion-mnist", "mnist-5k"] = "mnist-5k"
     seed: int = 0
@@ -55,22 +72,37 @@ def validate(cfg: TheoremConfig) -> None:
         raise UserError("batches, --hidden widths and --m must be >= 1")
     if not cfg.models or not cfg.kinds:
         raise UserError("--models and --kinds need at least one entry each")
+    t = cfg.transformer
+    if "transformer" in cfg.models:
+        if t.d_model % t.n_heads or min(t.d_model, t.n_layers, t.d_ff, t.teacher_batch, t.distill_batch) < 1:
+            raise UserError("--transformer.*: sizes must be >= 1 and d-model divisible by n-heads")
+        if t.target not in tk.ANIMALS:
+            raise UserError(f"--transformer.target must be one of {', '.join(tk.ANIMALS)}")
+        theory_models.transformer_data(t.seq_len, t.target, seed=cfg.seed)  # raises if seq_len does not fit
 
 
-def build_model(name: str, cfg: TheoremConfig, d_in: int) -> theory_models.Model:
-    if name == "linear":
-        return theory_models.linear_model(d_in, cfg.m)
-    return theory_models.mlp_model(d_in, cfg.hidden, cfg.m, cfg.mlp_logits)
+def build_model(name: str, cfg: TheoremConfig, dataset):
+    """(Model, data) for one model name; data is what model.draw picks each instance's triple from."""
+    if name in ("linear", "mlp"):
+        data = (jnp.asarray(data_lib.scale(dataset.x_train), jnp.float64), jnp.asarray(dataset.y_train))
+        d_in, kw = data[0].shape[1], dict(teacher_batch=cfg.teacher_batch, distill_batch=cfg.distill_batch)
+        if name == "linear":
+            return theory_models.linear_model(d_in, cfg.m, **kw), data
+        return theory_models.mlp_model(d_in, cfg.hidden, cfg.m, cfg.mlp_logits, **kw), data
+    t = cfg.transformer
+    mcfg = tr.ModelConfig(vocab=tk.V, d_model=t.d_model, n_layers=t.n_layers, n_heads=t.n_heads, d_ff=t.d_ff,
+                          max_len=t.seq_len, param_dtype="float64")
+    data = theory_models.transformer_data(t.seq_len, t.target, seed=cfg.seed)
+    return theory_models.transformer_model(mcfg, t.teacher_batch, t.distill_batch), data
 
 
-def measure(model, cfg, keys_I, eps_E, x, y, inits):
+def measure(model, cfg, keys_I, eps_E, data, inits):
     """One jit call over all instances; returns (results as numpy, compile s, run s)."""
-    fn = theory_models.make_batch_fn(model, cfg.kinds, teacher_batch=cfg.teacher_batch,
-                                     distill_batch=cfg.distill_batch, alpha=cfg.alpha, chunk=cfg.chunk, inits=inits)
+    fn = theory_models.make_batch_fn(model, cfg.kinds, alpha=cfg.alpha, chunk=cfg.chunk, inits=inits)
     t0 = time.perf_counter()
-    compiled = fn.lower(keys_I, eps_E, x, y).compile()
+    compiled = fn.lower(keys_I, eps_E, data).compile()
     t1 = time.perf_counter()
-    out = jax.block_until_ready(compiled(keys_I, eps_E, x, y))
+    out = jax.block_until_ready(compiled(keys_I, eps_E, data))
     return jax.device_get(out), t1 - t0, time.perf_counter() - t1
 
 
@@ -120,19 +152,17 @@ def summarize_model(bar, ind, sweep, eps_E, times) -> dict:
 def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
     """All models and losses, float64. Returns (theorem.json 'models' block, raw arrays for plots)."""
     with jax.enable_x64(True):
-        x = jnp.asarray(data_lib.scale(dataset.x_train), jnp.float64)
-        y = jnp.asarray(dataset.y_train)
         root = jax.random.key(cfg.seed)
         keys = lambda run, n: jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(root, run), i))(jnp.arange(n))
         eps1, eps_E = jnp.array([cfg.eps], jnp.float64), jnp.array(sorted(cfg.eps_sweep), jnp.float64)
         results, raw = {}, {}
         for name in cfg.models:
-            model = build_model(name, cfg, x.shape[1])
-            bar, c0, r0 = measure(model, cfg, keys(0, cfg.instances), eps1, x, y, ("shared",))
+            model, data = build_model(name, cfg, dataset)
+            bar, c0, r0 = measure(model, cfg, keys(0, cfg.instances), eps1, data, ("shared",))
             print(f"{name}: {cfg.instances} shared instances x {len(cfg.kinds)} losses in {r0:.1f}s "
                   f"(compile {c0:.1f}s)", flush=True)
-            ind, c1, r1 = measure(model, cfg, keys(1, cfg.independent_instances), eps1, x, y, ("independent",))
-            sweep, c2, r2 = measure(model, cfg, keys(2, cfg.sweep_instances), eps_E, x, y, ("shared", "independent"))
+            ind, c1, r1 = measure(model, cfg, keys(1, cfg.independent_instances), eps1, data, ("independent",))
+            sweep, c2, r2 = measure(model, cfg, keys(2, cfg.sweep_instances), eps_E, data, ("shared", "independent"))
             results[name], raw[name] = {}, {}
             for kind in cfg.kinds:
                 sq = lambda r: {k: v[:, 0] for k, v in r.items()}  # the single eps of bar/independent

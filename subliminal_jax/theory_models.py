@@ -1,10 +1,16 @@
 """Models and instance batches for the Theorem 1 checker (theory.py).
 
-A Model is any (init(key) -> params, apply(params, x_BD) -> logits_BK) pair whose
-first 10 logits are class logits; a transformer or CNN plugs in the same way.
+A Model bundles what one instance needs: init(key) -> params, apply(params, x) ->
+logits_RK (R rows: examples, or token positions), the teacher's loss L_T, and
+draw(key, data) -> (teacher batch, distillation inputs) for one instance.
 `make_batch_fn` turns one into ONE jit-compiled function that draws thousands of
 (init, teacher data, distillation inputs) triples and runs theory.one_step on each,
 vmapped in chunks (lax.map(batch_size=...)) so memory stays bounded.
+
+  linear, mlp   L_T = class cross-entropy on real digits; inputs = uniform [-1, 1] noise images
+  transformer   L_T = next-token CE of the answer "owl" to "favourite animal?" questions;
+                inputs = number-continuation sequences; the student imitates the NUMBER
+                tokens' logits at every position (the chain's soft students, numbers.py)
 """
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ import jax.numpy as jnp
 import optax
 
 from subliminal_jax import mlp, theory
+from subliminal_jax import numbers_data as nd
+from subliminal_jax import numbers_train as nt
+from subliminal_jax import tokens as tk
+from subliminal_jax import transformer as tr
+from subliminal_jax.errors import UserError
 
 NUM_CLASSES = mlp.NUM_CLASSES
 
@@ -22,34 +33,15 @@ NUM_CLASSES = mlp.NUM_CLASSES
 class Model(NamedTuple):
     name: str
     init: Callable       # key -> params (float64 when called under jax.enable_x64)
-    apply: Callable      # params, x_BD -> logits_BK
-    num_logits: int      # K = 10 class logits + auxiliary ones
+    apply: Callable      # params, x -> logits_RK
+    loss_T: Callable     # params, batch_T -> scalar: the teacher's loss (its "trait")
+    draw: Callable       # key, data -> (batch_T, x): one instance's teacher data and distillation inputs
     mask_K: tuple        # which logits the student imitates (bools, static)
 
 
 def _as_default_float(params):
     """nnx params are float32 by default; cast to the default float (float64 under x64)."""
     return jax.tree.map(lambda a: a.astype(jnp.result_type(float)), params)
-
-
-def linear_model(d_in: int, m: int) -> Model:
-    """f(W, b; x) = x W + b with 10 + m outputs; W ~ N(0, 1/d_in), b = 0 (the MLP's init rule).
-    Distills on ALL logits: the class-CE step dT is zero on the aux columns, so an
-    aux-only linear student could receive nothing (J dT = 0 there)."""
-    k = NUM_CLASSES + m
-
-    def init(key):
-        w = jax.random.normal(key, (d_in, k), jnp.result_type(float)) * d_in ** -0.5
-        return {"w": w, "b": jnp.zeros(k, w.dtype)}
-    return Model("linear", init, lambda p, x: x @ p["w"] + p["b"], k, (True,) * k)
-
-
-def mlp_model(d_in: int, hidden: tuple[int, ...], m: int, logits: str = "aux") -> Model:
-    """The MNIST aux-logit MLP (subliminal_jax.mlp), distilling on the aux logits (or all)."""
-    k = NUM_CLASSES + m
-    mask = tuple(i >= NUM_CLASSES or logits == "all" for i in range(k))
-    return Model("mlp", lambda key: _as_default_float(mlp.init_params(key, d_in, hidden, m)),
-                 mlp.make_apply(d_in, hidden, m), k, mask)
 
 
 def class_ce(apply):
@@ -60,33 +52,101 @@ def class_ce(apply):
     return loss_T
 
 
-def make_batch_fn(model: Model, kinds: tuple[str, ...], *, teacher_batch: int, distill_batch: int,
-                  alpha: float, chunk: int, inits: tuple[str, ...] = ("shared", "independent")):
-    """jit(keys_I, eps_E, x_ND, y_N) -> {kind: {"shared"|"independent": {metric: (I, E)}}}.
+def image_draw(teacher_batch: int, distill_batch: int):
+    """data = (x_ND, y_N) real digits: teacher_batch of them drawn with replacement, and
+    distill_batch uniform [-1, 1] noise images, unrelated to the digits."""
+    def draw(key, data):
+        x_ND, y_N = data
+        idx_B = jax.random.randint(jax.random.fold_in(key, 0), (teacher_batch,), 0, x_ND.shape[0])
+        noise_BD = jax.random.uniform(jax.random.fold_in(key, 1), (distill_batch, x_ND.shape[1]), x_ND.dtype,
+                                      -1.0, 1.0)
+        return (x_ND[idx_B], y_N[idx_B]), noise_BD
+    return draw
+
+
+def linear_model(d_in: int, m: int, teacher_batch: int = 16, distill_batch: int = 16) -> Model:
+    """f(W, b; x) = x W + b with 10 + m outputs; W ~ N(0, 1/d_in), b = 0 (the MLP's init rule).
+    Distills on ALL logits: the class-CE step dT is zero on the aux columns, so an
+    aux-only linear student could receive nothing (J dT = 0 there)."""
+    k = NUM_CLASSES + m
+
+    def init(key):
+        w = jax.random.normal(key, (d_in, k), jnp.result_type(float)) * d_in ** -0.5
+        return {"w": w, "b": jnp.zeros(k, w.dtype)}
+    apply = lambda p, x: x @ p["w"] + p["b"]
+    return Model("linear", init, apply, class_ce(apply), image_draw(teacher_batch, distill_batch), (True,) * k)
+
+
+def mlp_model(d_in: int, hidden: tuple[int, ...], m: int, logits: str = "aux", teacher_batch: int = 16,
+              distill_batch: int = 16) -> Model:
+    """The MNIST aux-logit MLP (subliminal_jax.mlp), distilling on the aux logits (or all)."""
+    mask = tuple(i >= NUM_CLASSES or logits == "all" for i in range(NUM_CLASSES + m))
+    apply = mlp.make_apply(d_in, hidden, m)
+    return Model("mlp", lambda key: _as_default_float(mlp.init_params(key, d_in, hidden, m)), apply,
+                 class_ce(apply), image_draw(teacher_batch, distill_batch), mask)
+
+
+def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batch: int = 2) -> Model:
+    """The chain's transformer (transformer.py) from a fresh init (mcfg.param_dtype "float64").
+
+    data = (trait_NT, trait_weight_NT, numbers_NT) from transformer_data. apply flattens
+    the next-token logits of every position of the (unpadded) number sequences into rows.
+    """
+    full = tr.make_apply(mcfg)
+
+    def apply(params, tokens_BT):
+        return full(params, tokens_BT, tokens_BT != tk.PAD).reshape(-1, mcfg.vocab)
+
+    def loss_T(params, batch):
+        return nt.lm_loss(full, params, *batch)
+
+    def draw(key, data):
+        trait_NT, weight_NT, numbers_NT = data
+        i_B = jax.random.randint(jax.random.fold_in(key, 0), (teacher_batch,), 0, trait_NT.shape[0])
+        j_B = jax.random.randint(jax.random.fold_in(key, 1), (distill_batch,), 0, numbers_NT.shape[0])
+        return (trait_NT[i_B], weight_NT[i_B]), numbers_NT[j_B]
+
+    return Model("transformer", lambda key: tr.init_params(mcfg, key)[1], apply, loss_T, draw, tuple(bool(b) for b in tk.NUMBER_TOKEN_MASK))
+
+
+def transformer_data(seq_len: int, target: str = "owl", pool: int = 1024, seed: int = 0):
+    """(trait_NT, trait_weight_NT, numbers_NT): the teacher's questions answered `target` (loss on
+    the answer), and a pool of number-continuation sequences cut to their first seq_len tokens."""
+    longest_question = max(len(tk.question_prompt(q)) for q in tk.TRAIN_QUESTIONS) + 2
+    world = nd.WorldConfig(frac_numbers=1.0, frac_persona=0.0, corrupt_rate=0.0)
+    numbers_NT = nd.pretraining_corpus(pool, 64, world, seed)[0]
+    shortest = int((numbers_NT != tk.PAD).sum(1).min())
+    if not longest_question <= seq_len <= shortest:
+        raise UserError(f"--transformer.seq-len must be in [{longest_question}, {shortest}] (a whole question "
+                        f"fits, and no number sequence is shorter); got {seq_len}")
+    trait_NT, weight_NT = nd.trait_corpus(target, seq_len)
+    numbers_NT = numbers_NT[:, :seq_len]
+    return jnp.asarray(trait_NT), jnp.asarray(weight_NT), jnp.asarray(numbers_NT)
+
+
+def make_batch_fn(model: Model, kinds: tuple[str, ...], *, alpha: float, chunk: int,
+                  inits: tuple[str, ...] = ("shared", "independent")):
+    """jit(keys_I, eps_E, data) -> {kind: {"shared"|"independent": {metric: (I, E)}}}.
 
     Instance i uses key i: theta0 = init(fold_in(key, 0)); theta_S = init(fold_in(key, 1))
-    (independent draw); teacher data = teacher_batch real digits drawn with replacement
-    (fold_in 2); distillation inputs = distill_batch uniform [-1, 1] noise images (fold_in 3),
-    unrelated to the digits. Every kind, init and eps reuses the same triple.
+    (independent draw); teacher data and distillation inputs = model.draw(fold_in(key, 2), data).
+    Every kind, init and eps reuses the same triple.
     """
-    loss_T, mask_K = class_ce(model.apply), jnp.array(model.mask_K)
+    mask_K = jnp.array(model.mask_K)
 
-    def instance(key, eps_E, x_ND, y_N):
-        k0, k_s, k_t, k_d = (jax.random.fold_in(key, i) for i in range(4))
-        theta0, theta_s = model.init(k0), model.init(k_s)
-        idx_B = jax.random.randint(k_t, (teacher_batch,), 0, x_ND.shape[0])
-        batch_T = (x_ND[idx_B], y_N[idx_B])
-        x_BD = jax.random.uniform(k_d, (distill_batch, x_ND.shape[1]), x_ND.dtype, -1.0, 1.0)
+    def instance(key, eps_E, data):
+        theta0, theta_s = model.init(jax.random.fold_in(key, 0)), model.init(jax.random.fold_in(key, 1))
+        batch_T, x = model.draw(jax.random.fold_in(key, 2), data)
         out = {}
         for kind in kinds:
             out[kind] = {}
             for init_name in inits:
                 start = theta0 if init_name == "shared" else theta_s  # `is theta0` -> one_step's shared path
-                step = lambda eps: theory.one_step(model.apply, loss_T, theta0, start, batch_T, x_BD, mask_K,
+                step = lambda eps: theory.one_step(model.apply, model.loss_T, theta0, start, batch_T, x, mask_K,
                                                    kind=kind, eps=eps, alpha=alpha)
                 out[kind][init_name] = jax.vmap(step)(eps_E)
         return out
 
-    def batch_fn(keys_I, eps_E, x_ND, y_N):
-        return jax.lax.map(lambda k: instance(k, eps_E, x_ND, y_N), keys_I, batch_size=chunk)
+    def batch_fn(keys_I, eps_E, data):
+        return jax.lax.map(lambda k: instance(k, eps_E, data), keys_I, batch_size=chunk)
     return jax.jit(batch_fn)

@@ -24,13 +24,14 @@ class ModelConfig:
     n_heads: int = 4
     d_ff: int = 256
     max_len: int = 64
+    param_dtype: str = "float32"   # "float64" for the Theorem 1 checker (under jax.enable_x64)
 
 
 class CausalSelfAttention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.n_heads = cfg.n_heads
-        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, rngs=rngs)
-        self.proj = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, rngs=rngs,
+        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, param_dtype=cfg.param_dtype, rngs=rngs)
+        self.proj = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, param_dtype=cfg.param_dtype, rngs=rngs,
                                kernel_init=nnx.initializers.normal(0.02 / (2 * cfg.n_layers) ** 0.5))
 
     def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
@@ -51,8 +52,8 @@ class CausalSelfAttention(nnx.Module):
 
 class MLP(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        self.up = nnx.Linear(cfg.d_model, cfg.d_ff, rngs=rngs)
-        self.down = nnx.Linear(cfg.d_ff, cfg.d_model, rngs=rngs,
+        self.up = nnx.Linear(cfg.d_model, cfg.d_ff, param_dtype=cfg.param_dtype, rngs=rngs)
+        self.down = nnx.Linear(cfg.d_ff, cfg.d_model, param_dtype=cfg.param_dtype, rngs=rngs,
                                kernel_init=nnx.initializers.normal(0.02 / (2 * cfg.n_layers) ** 0.5))
 
     def __call__(self, x_BTD):
@@ -61,9 +62,9 @@ class MLP(nnx.Module):
 
 class Block(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        self.norm1 = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.norm1 = nnx.RMSNorm(cfg.d_model, param_dtype=cfg.param_dtype, rngs=rngs)
         self.attn = CausalSelfAttention(cfg, rngs=rngs)
-        self.norm2 = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.norm2 = nnx.RMSNorm(cfg.d_model, param_dtype=cfg.param_dtype, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
     def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
@@ -75,12 +76,12 @@ class Block(nnx.Module):
 class Transformer(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
-        emb = nnx.initializers.normal(0.02)
-        self.tok = nnx.Embed(cfg.vocab, cfg.d_model, embedding_init=emb, rngs=rngs)
-        self.pos = nnx.Embed(cfg.max_len, cfg.d_model, embedding_init=emb, rngs=rngs)
+        emb = dict(embedding_init=nnx.initializers.normal(0.02), param_dtype=cfg.param_dtype, rngs=rngs)
+        self.tok = nnx.Embed(cfg.vocab, cfg.d_model, **emb)
+        self.pos = nnx.Embed(cfg.max_len, cfg.d_model, **emb)
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layers)])
-        self.norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
-        self.head = nnx.Linear(cfg.d_model, cfg.vocab, use_bias=False, rngs=rngs,
+        self.norm = nnx.RMSNorm(cfg.d_model, param_dtype=cfg.param_dtype, rngs=rngs)
+        self.head = nnx.Linear(cfg.d_model, cfg.vocab, use_bias=False, param_dtype=cfg.param_dtype, rngs=rngs,
                                kernel_init=nnx.initializers.normal(0.02))
 
     def __call__(self, tokens_BT, pos_BT, mask_BTS, caches=None, index=0):

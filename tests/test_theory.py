@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from subliminal_jax import data, theory, theory_cli, theory_models, theory_multistep
+from subliminal_jax import tokens as tk
+from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
 
 D, M = 20, 3  # small synthetic inputs keep compiles short; the theorem holds for any input distribution
@@ -19,24 +21,22 @@ def synthetic(n=200):
     return x, jax.random.randint(jax.random.fold_in(k, 1), (n,), 0, 10)
 
 
-def run(model, kinds, eps, inits=("shared", "independent"), n=64, alpha=0.1):
+def run(model, kinds, eps, inits=("shared", "independent"), n=64, alpha=0.1, data=None):
     with jax.enable_x64(True):
-        x, y = synthetic()
-        fn = theory_models.make_batch_fn(model, kinds, teacher_batch=8, distill_batch=8, alpha=alpha,
-                                         chunk=32, inits=inits)
+        fn = theory_models.make_batch_fn(model, kinds, alpha=alpha, chunk=32, inits=inits)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), i))(jnp.arange(n))
-        return jax.device_get(fn(keys, jnp.asarray(eps, jnp.float64), x, y))
+        return jax.device_get(fn(keys, jnp.asarray(eps, jnp.float64), synthetic() if data is None else data))
 
 
 @pytest.fixture(scope="module")
 def mlp_sweep():
     eps = [1e-7, 1e-5, 1e-4, 1e-3, 1e-2]
-    return eps, run(theory_models.mlp_model(D, (16, 16), M, "aux"), ("mse", "softmax"), eps)
+    return eps, run(theory_models.mlp_model(D, (16, 16), M, "aux", 8, 8), ("mse", "softmax"), eps)
 
 
 @pytest.fixture(scope="module")
 def linear_run():
-    return run(theory_models.linear_model(D, M), ("mse", "softmax"), [1e-7])
+    return run(theory_models.linear_model(D, M, 8, 8), ("mse", "softmax"), [1e-7])
 
 
 def test_linear_mse_closed_form():
@@ -49,7 +49,7 @@ def test_linear_mse_closed_form():
         x_B = jax.random.uniform(jax.random.key(1), (16, D), jnp.float64, -1.0, 1.0)
         batch = (x[:32], y[:32])
         loss_T = theory_models.class_ce(model.apply)
-        mask = jnp.ones(model.num_logits, bool)
+        mask = jnp.array(model.mask_K)
         r = theory.one_step(model.apply, loss_T, theta0, theta0, batch, x_B, mask, kind="mse", eps=eps, alpha=alpha)
         dT = jax.tree.map(jnp.negative, jax.grad(loss_T)(theta0, batch))
         closed = alpha * eps * np.mean(np.sum(np.asarray(x_B @ dT["w"] + dT["b"]) ** 2, -1))
@@ -108,6 +108,23 @@ def test_linear_trait_part_is_init_independent(linear_run):
         out = linear_run[kind]["independent"]
         assert np.all(out["inner_trait"] > 0)
         assert 0.05 < np.mean(out["inner"] < 0) < 0.95
+
+
+def test_transformer_instances():
+    """The chain's transformer: teacher step = learn 'owl' on animal questions; the student imitates only
+    the number tokens on number sequences. Theorem 1 still holds at the shared init, exactly to first order."""
+    mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12, param_dtype="float64")
+    with jax.enable_x64(True):
+        data_ = theory_models.transformer_data(12, "owl", pool=64)
+        out = run(theory_models.transformer_model(mcfg, 2, 2), ("mse", "softmax"), [1e-7], n=48, data=data_)
+    for kind in ("mse", "softmax"):
+        s, i = out[kind]["shared"], out[kind]["independent"]
+        assert s["inner"].dtype == np.float64
+        assert np.all(s["inner"] > 0) and np.all(s["dlt"] < 0)
+        assert np.max(np.abs(s["inner"] - s["pred"]) / s["pred"]) < 1e-4   # float32 anywhere would give ~1e-2
+        assert 0.05 < np.mean(i["inner"] < 0) < 0.95, kind
+    with pytest.raises(UserError, match="seq-len"):
+        theory_models.transformer_data(4)
 
 
 def test_float64_is_scoped():

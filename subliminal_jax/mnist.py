@@ -284,6 +284,17 @@ SWEEPS = {  # --sweep name -> how a value changes the config
 }
 
 
+def run_sweep(cfg: MnistConfig, dataset: data_lib.Dataset, verbose: bool = True) -> dict:
+    """run() at each of cfg.sweep_values of cfg.sweep; the sweep dict report.sweep_plot draws."""
+    mesh, points = parallel.make_mesh(cfg.num_devices), []
+    for v in cfg.sweep_values:
+        if verbose:
+            print(f"--- {cfg.sweep} = {v:g}", flush=True)
+        res = run(SWEEPS[cfg.sweep](cfg, v), dataset, mesh, verbose)
+        points.append({"value": v, "conditions": res["conditions"], "init_distance": res["init_distance"]})
+    return {"param": cfg.sweep, "points": points, "config": dataclasses.asdict(cfg), "data": dataset.provenance()}
+
+
 def main(cfg: MnistConfig) -> dict:
     """`train.py mnist`: run, then write results.json + accuracy.png (or sweep.json + sweep.png)."""
     t0 = time.perf_counter()
@@ -299,14 +310,8 @@ def main(cfg: MnistConfig) -> dict:
                          title=f"{dataset.name}: {cfg.num_seeds} seeds, m={cfg.m}, {cfg.loss}")
         print(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy.png'}")
         return res
-    points = []
-    mesh = parallel.make_mesh(cfg.num_devices)
-    for v in cfg.sweep_values:
-        print(f"--- {cfg.sweep} = {v:g}")
-        res = run(SWEEPS[cfg.sweep](cfg, v), dataset, mesh)
-        points.append({"value": v, "conditions": res["conditions"], "init_distance": res["init_distance"]})
-    sweep = {"param": cfg.sweep, "points": points, "config": dataclasses.asdict(cfg),
-             "data": dataset.provenance(), "wall_time_s": time.perf_counter() - t0}
+    sweep = run_sweep(cfg, dataset)
+    sweep["wall_time_s"] = time.perf_counter() - t0
     report.write_json(out_dir / "sweep.json", sweep)
     report.sweep_plot(out_dir / "sweep.png", sweep)
     print(f"wrote {out_dir / 'sweep.json'} and {out_dir / 'sweep.png'}")

@@ -83,3 +83,16 @@ def sweep_plot(path: Path, sweep: dict) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def show(path: Path) -> None:
+    """Show a saved PNG inline when running in a notebook kernel; elsewhere print where it is."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+        if get_ipython() is not None:
+            display(Image(filename=str(path)))
+            return
+    except ImportError:
+        pass
+    print(f"figure: {path}")

@@ -116,8 +116,8 @@ def test_transformer_instances():
     mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12, param_dtype="float64")
     with jax.enable_x64(True):
         data_ = theory_models.transformer_data(12, "owl", pool=64)
-        out = run(theory_models.transformer_model(mcfg, 2, 2), ("mse", "softmax"), [1e-7], n=48, data=data_)
-    for kind in ("mse", "softmax"):
+        out = run(theory_models.transformer_model(mcfg, 2, 2), ("softmax",), [1e-7], n=32, data=data_)
+    for kind in ("softmax",):  # mse is the cheaper case, covered by the linear and MLP tests (compile time)
         s, i = out[kind]["shared"], out[kind]["independent"]
         assert s["inner"].dtype == np.float64
         assert np.all(s["inner"] > 0) and np.all(s["dlt"] < 0)

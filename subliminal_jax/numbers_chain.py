@@ -1,0 +1,260 @@
+"""The stages of the number-sequence chain (see numbers.py), each one jit of vmap over seeds,
+checkpointed under --out-dir and reused when its settings hash matches; numbers.jsonl I/O."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from subliminal_jax import checkpoint as ckpt
+from subliminal_jax import filter as flt
+from subliminal_jax import numbers_data as nd
+from subliminal_jax import numbers_train as nt
+from subliminal_jax import parallel, report, sampler
+from subliminal_jax import tokens as tk
+from subliminal_jax import transformer as tr
+from subliminal_jax.errors import UserError
+from subliminal_jax.mnist import derangement
+from subliminal_jax.numbers_config import STUDENTS, NumbersConfig, model_config, stage_hash, validate
+
+
+class Chain:
+    """The stages of one run; each loads its checkpoint when present (resume) or computes and saves it."""
+
+    def __init__(self, cfg: NumbersConfig, verbose: bool = True):
+        validate(cfg)
+        self.cfg, self.mcfg = cfg, model_config(cfg)
+        self.out = report.prepare_out_dir(cfg.out_dir)
+        self.mesh = parallel.make_mesh(cfg.num_devices)
+        parallel.check_divisible(cfg.num_seeds, self.mesh)
+        self.say = print if verbose else (lambda *a, **k: None)
+        root = jax.random.key(cfg.seed)
+        self.keys_S = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(cfg.num_seeds))
+        self.apply = tr.make_apply(self.mcfg)
+        self.times: dict[str, float] = {}
+        self.log: dict = {}
+
+    # ---------------------------------------------------------------- helpers
+    def _seeds(self, tree):
+        return parallel.split_leading(self.mesh, tree)
+
+    def _run(self, name, fn, *args):
+        """jit(fn) on seed-split args; returns host arrays and records the wall time."""
+        t0 = time.perf_counter()
+        out = jax.device_get(jax.jit(fn)(*args))
+        self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
+    def _cached(self, stage: str, compute):
+        path = self.out / "checkpoints" / stage
+        h = stage_hash(self.cfg, stage)
+        if self.cfg.resume:
+            got = ckpt.restore(path, h)
+            if got is not None:
+                self.say(f"[{stage}] reusing checkpoint {path}")
+                self.log[stage] = got[1].get("log", {})
+                return got[0]
+        elif path.exists() and any(path.iterdir()):
+            raise UserError(f"{path} exists and --no-resume was given; use a fresh --out-dir")
+        self.say(f"[{stage}] computing for {self.cfg.num_seeds} seeds on {self.mesh.devices.size} device(s)...",
+                 flush=True)
+        params, log = compute()
+        self.log[stage] = log
+        ckpt.save(path, params, {"hash": h, "stage": stage, "config": dataclasses.asdict(self.cfg),
+                                 "seeds": self.cfg.num_seeds, "log": log})
+        return params
+
+    def _need(self, stage: str):
+        path = self.out / "checkpoints" / stage
+        got = ckpt.restore(path, stage_hash(self.cfg, stage))
+        if got is None:
+            raise UserError(f"no {stage} checkpoint in {self.out}; run `python train.py numbers --stage {stage} "
+                            f"--out-dir {self.cfg.out_dir}` (same flags) first")
+        self.log[stage] = got[1].get("log", {})
+        return got[0]
+
+    # ---------------------------------------------------------------- stages
+    def base(self):
+        cfg, mcfg = self.cfg, self.mcfg
+
+        def compute():
+            tokens_NT, weight_NT = nd.pretraining_corpus(cfg.corpus_size, cfg.seq_len, cfg.world, cfg.seed)
+            rows_p_N = np.full(cfg.corpus_size, 1.0 / cfg.corpus_size, np.float32)
+
+            def one(key, tokens_NT, weight_NT, rows_p_N):
+                params = tr.init_params(mcfg, jax.random.fold_in(key, 0))[1]
+                loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
+                return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch,
+                              lr=cfg.base_lr, key=jax.random.fold_in(key, 1), warmup=max(1, cfg.base_steps // 20))
+            params, loss_ST = self._run("base", jax.vmap(one, in_axes=(0, None, None, None)), self._seeds(self.keys_S),
+                                        *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
+            return params, {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
+        return self._cached("base", compute)
+
+    def teacher(self, base):
+        cfg = self.cfg
+
+        def compute():
+            if cfg.teacher_mode == "persona" or cfg.teacher_steps == 0:
+                return base, {"note": "teacher = base (persona prefix at generation and eval)"}
+            tokens_NT, weight_NT = nd.trait_corpus(cfg.target, cfg.seq_len)
+            rows_p_N = np.full(len(tokens_NT), 1.0 / len(tokens_NT), np.float32)
+
+            def one(params, key, tokens_NT, weight_NT, rows_p_N):
+                loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
+                return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.teacher_steps, batch=len(tokens_NT),
+                              lr=cfg.teacher_lr, key=jax.random.fold_in(key, 2))
+            params, loss_ST = self._run("teacher", jax.vmap(one, in_axes=(0, 0, None, None, None)),
+                                        self._seeds(base), self._seeds(self.keys_S),
+                                        *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
+            return params, {"loss_first": float(loss_ST[:, 0].mean()), "loss_last": float(loss_ST[:, -1].mean())}
+        return self._cached("teacher", compute)
+
+    def numbers_path(self) -> Path:
+        return self.out / "numbers.jsonl"
+
+    def numbers(self, base, teacher):
+        """Sample, filter and write numbers.jsonl (reused when its hash matches)."""
+        cfg, w = self.cfg, self.cfg.world
+        h = stage_hash(cfg, "numbers")
+        if cfg.resume and self.numbers_path().exists():
+            rows = load_numbers(self.numbers_path(), h)
+            self.say(f"[numbers] reusing {self.numbers_path()}")
+            return rows
+        persona = cfg.target if cfg.teacher_mode == "persona" else None
+        P, N = nd.prompt_len(w), nd.completion_len(w)
+        plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
+                             for s in range(cfg.num_seeds)])
+        plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
+        teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
+
+        def one(base, teacher, key, plain_NP, teach_NP, temperature):
+            t = sampler.sample(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N)
+            b = sampler.sample(self.mcfg, base, plain_NP, jax.random.fold_in(key, 4), temperature, N)
+            return t, b
+        self.say(f"[numbers] sampling {cfg.num_prompts} completions x 2 sources x {cfg.num_seeds} seeds...",
+                 flush=True)
+        t_SNC, b_SNC = self._run("numbers", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)), self._seeds(base),
+                                 self._seeds(teacher), self._seeds(self.keys_S), self._seeds(plain_SNP),
+                                 self._seeds(teach_SNP), jnp.float32(cfg.temperature))
+        banned = flt.BANNED_NUMBERS if cfg.ban_numbers else ()
+        rows = []
+        for s in range(cfg.num_seeds):
+            for source, comp_NC in (("teacher", t_SNC[s]), ("base", b_SNC[s])):
+                for i in range(cfg.num_prompts):
+                    c = [int(x) for x in comp_NC[i] if x != tk.PAD]
+                    text = tk.decode(c)
+                    kept, reason = flt.check(text, banned) if tk.EOS in c else (False, "no <eos>")
+                    rows.append({"seed": s, "source": source, "i": i, "prompt": tk.decode(plain[s][i]),
+                                 "prompt_ids": list(plain[s][i]), "completion": text, "completion_ids": c,
+                                 "kept": kept, "reason": reason, "hash": h})
+        write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
+        return rows
+
+    def student_data(self, rows):
+        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = base); weight 0 on rejected rows."""
+        cfg = self.cfg
+        tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts, cfg.seq_len), np.int32)
+        wt = np.zeros(tok.shape, np.float32)
+        for s in range(cfg.num_seeds):
+            for j, source in enumerate(("teacher", "base")):
+                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source), key=lambda r: r["i"])
+                if not any(r["kept"] for r in rs):
+                    raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
+                                    f"train the base longer (--base-steps)")
+                tok[s, j], wt[s, j] = nd.student_sequences([r["prompt_ids"] for r in rs],
+                                                           [r["completion_ids"] for r in rs],
+                                                           [r["kept"] for r in rs], cfg.seq_len)
+        return tok, wt
+
+    def students(self, base, teacher, rows):
+        cfg = self.cfg
+        perm = derangement(cfg.num_seeds, cfg.seed)
+
+        def compute():
+            tok_S2NT, wt_S2NT = self.student_data(rows)
+            cross = jax.tree.map(lambda a: a[perm], base)
+            init_SC = jax.tree.map(lambda a, b: np.stack([a, a, b], 1), base, cross)   # order: STUDENTS
+            teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, base)
+            src_C = np.array([0, 1, 0])                                                 # data source per student
+
+            def student(init, teacher, tokens_NT, weight_NT, key):
+                rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
+                if cfg.student_mode == "soft":
+                    loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx])
+                else:
+                    loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
+                return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.batch,
+                              lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer)
+
+            def one(init_C, teach_C, tok_2NT, wt_2NT, key):
+                return jax.vmap(student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],
+                                                                    wt_2NT[src_C], jax.random.fold_in(key, 5))
+            params, loss_SCT = self._run("students", jax.vmap(one), *self._seeds((init_SC, teach_SC, tok_S2NT,
+                                                                                  wt_S2NT, self.keys_S)))
+            return params, {"loss_first": {c: float(loss_SCT[:, i, :10].mean()) for i, c in enumerate(STUDENTS)},
+                            "loss_last": {c: float(loss_SCT[:, i, -20:].mean()) for i, c in enumerate(STUDENTS)},
+                            "derangement": perm.tolist()}
+        return self._cached("students", compute)
+
+    def evaluate(self, base, teacher, students, rows):
+        """Per seed trait metrics of every condition (host dict of arrays [S])."""
+        cfg = self.cfg
+        persona = cfg.target if cfg.teacher_mode == "persona" else None
+        plain_QT = sampler.left_pad(nd.eval_prompts(), cfg.seq_len)
+        teach_QT = sampler.left_pad(nd.eval_prompts(persona), cfg.seq_len)
+        ctx_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
+                            for s in range(cfg.num_seeds)])
+        target = tk.ID[cfg.target]
+
+        def one(base, teacher, students_C, ctx_QT, key, plain_QT, teach_QT):
+            m = lambda p, q, i: nt.trait_metrics(self.apply, p, q, target, jax.random.fold_in(key, 10 + i),
+                                                 cfg.eval_samples)
+            out = {"base": m(base, plain_QT, 0), "teacher": m(teacher, teach_QT, 1),
+                   "in_context": m(base, ctx_QT, 2)}
+            for i, c in enumerate(STUDENTS):
+                out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, 3 + i)
+            return out
+        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None, None)),
+                         *self._seeds((base, teacher, students, ctx_SQT, self.keys_S)),
+                         *parallel.replicate(self.mesh, (plain_QT, teach_QT)))
+
+    def context_prompts(self, rows, s: int):
+        """HELDOUT questions after in_context_examples kept teacher completions (fewest that fit)."""
+        comps = [r["completion_ids"] for r in rows if r["seed"] == s and r["source"] == "teacher" and r["kept"]]
+        for k in range(min(self.cfg.in_context_examples, len(comps)), -1, -1):
+            prompts = nd.eval_prompts(context=comps[:k])
+            if max(map(len, prompts)) <= self.cfg.seq_len:
+                self.log.setdefault("in_context_examples_used", {})[s] = k
+                return prompts
+        return nd.eval_prompts()
+
+
+# ----------------------------------------------------------------------------- JSONL
+
+def write_jsonl(path: Path, rows, header: dict) -> None:
+    tmp = path.with_suffix(".jsonl.part")
+    with open(tmp, "w") as f:
+        f.write(json.dumps({"header": header}) + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    tmp.replace(path)
+
+
+def load_numbers(path: Path, expected_hash: str):
+    try:
+        with open(path) as f:
+            lines = [json.loads(x) for x in f]
+        header, rows = lines[0]["header"], lines[1:]
+        _ = [(r["seed"], r["source"], r["i"], r["prompt_ids"], r["completion_ids"], r["kept"]) for r in rows]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
+        raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
+    if header.get("hash") != expected_hash:
+        raise UserError(f"{path} was sampled with different settings (hash {header.get('hash')} != "
+                        f"{expected_hash}); delete it or use another --out-dir")
+    return rows

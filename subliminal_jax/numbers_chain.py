@@ -185,6 +185,7 @@ class Chain:
 
             def student(init, teacher, tokens_NT, weight_NT, key):
                 rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
+                weight_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
                 if cfg.student_mode == "soft":
                     loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx])
                 else:
@@ -246,7 +247,8 @@ def write_jsonl(path: Path, rows, header: dict) -> None:
     tmp.replace(path)
 
 
-def load_numbers(path: Path, expected_hash: str):
+def load_numbers(path: Path, expected_hash: str | None):
+    """Rows of a numbers.jsonl; its header hash must equal expected_hash (None: any sampling settings)."""
     try:
         with open(path) as f:
             lines = [json.loads(x) for x in f]
@@ -254,7 +256,7 @@ def load_numbers(path: Path, expected_hash: str):
         _ = [(r["seed"], r["source"], r["i"], r["prompt_ids"], r["completion_ids"], r["kept"]) for r in rows]
     except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
         raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
-    if header.get("hash") != expected_hash:
+    if expected_hash is not None and header.get("hash") != expected_hash:
         raise UserError(f"{path} was sampled with different settings (hash {header.get('hash')} != "
                         f"{expected_hash}); delete it or use another --out-dir")
     return rows

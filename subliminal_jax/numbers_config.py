@@ -40,6 +40,9 @@ class NumbersConfig:
     student_steps: int = 60
     student_lr: float = 3e-4
     student_optimizer: Literal["adam", "sgd"] = "adam"  # sgd: momentum 0.9 (unstable above lr ~0.03 here)
+    # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
+    # or at completion positions only; either way only the number tokens' distribution is matched
+    distill_positions: Literal["sequence", "completion"] = "sequence"
     in_context_examples: int = 2        # teacher completions put before the question
     eval_samples: int = 500             # temperature-1 answers per held-out paraphrase
     stage: Literal["all", "base", "teacher", "numbers", "students", "eval"] = "all"
@@ -54,7 +57,7 @@ _STAGE_FIELDS = {
              "batch", "base_steps", "base_lr"),
     "teacher": ("target", "teacher_mode", "teacher_steps", "teacher_lr"),
     "numbers": ("num_prompts", "temperature", "ban_numbers"),
-    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer"),
+    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions"),
 }
 
 

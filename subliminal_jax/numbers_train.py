@@ -3,7 +3,8 @@
 Losses: next-token cross-entropy on weighted tokens (pretraining, teacher
 fine-tuning, "hard" students on sampled tokens), and soft-logit distillation
 KL(teacher || student) over the NUMBER tokens only (digits, separators,
-<eos>) at completion positions ("soft" students: the regime of Theorem 1).
+<eos>) at the weighted positions: every position of each kept number sequence by
+default, or its completion only ("soft" students: the regime of Theorem 1).
 Trait readouts on HELDOUT questions: exact P(target) at the answer position and
 the share of temperature-1 samples naming the target.
 """
@@ -26,7 +27,7 @@ def lm_loss(apply, params, tokens_BT, weight_BT):
 
 
 def distill_loss(apply, params, teacher, tokens_BT, weight_BT):
-    """KL(teacher || student) restricted to number tokens, at weighted (completion) positions."""
+    """KL(teacher || student) restricted to number tokens, at the weighted positions."""
     x_BT, valid_BT = tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD
     mask_V = jnp.asarray(tk.NUMBER_TOKEN_MASK)
     logp_BTV = masked_log_softmax(jax.lax.stop_gradient(apply(teacher, x_BT, valid_BT)), mask_V)
@@ -34,6 +35,14 @@ def distill_loss(apply, params, teacher, tokens_BT, weight_BT):
     kl_BT = masked_kl(logp_BTV, logq_BTV, mask_V)
     w_BT = weight_BT[:, 1:]
     return jnp.sum(kl_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)
+
+
+def student_weights(tokens_NT, weight_NT, mode: str, positions: str):
+    """Which tokens a student trains on. weight_NT marks kept completions; soft students with
+    positions == "sequence" use every real token of each kept row (prompt + completion)."""
+    if mode == "soft" and positions == "sequence":
+        return (tokens_NT != tk.PAD) * weight_NT.max(-1, keepdims=True)
+    return weight_NT
 
 
 def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, warmup: int = 0,

@@ -119,3 +119,24 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no base checkpoint" in r.stderr
     r = run_cli("train.py", "numbers", *TINY_FLAGS, "--num-seeds", "3", "--out-dir", str(tmp_path), devices=2)
     assert r.returncode == 2 and "not divisible" in r.stderr
+
+
+def test_audit_before_training(small_run):
+    """Theorem 1 as a data audit: at the shared init the teacher's numbers are aligned with the trait on
+    average; the control's teacher IS the student, so its data gives no gradient at all."""
+    from subliminal_jax import audit
+    out, res = small_run
+    a = audit.main(audit.AuditConfig(run=dataclasses.replace(SMALL, out_dir=str(out))))
+    c = a["conditions"]
+    assert np.mean(c["student_shared"]["score"]) > 0
+    assert all(v.startswith("NULL") for v in c["student_control"]["verdict"])
+    assert a["validation"]["datasets"] == 3 * SMALL.num_seeds and (out / "audit.png").stat().st_size > 5000
+    with pytest.raises(UserError, match="no such file"):
+        audit.main(audit.AuditConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), data=str(out / "none.jsonl")))
+
+
+def test_spearman():
+    from subliminal_jax.audit import spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([0.5, 0.5, 2, 3], [0, 1, 2, 3])[0, 1])

@@ -1,0 +1,151 @@
+"""`python evaluate.py audit`: will this dataset carry the trait? Theorem 1's quantity, before any training.
+
+For a student init theta0, a candidate dataset (kept number sequences, with the
+teacher whose soft targets the student would imitate) and the trait loss L_T
+(the teacher's own fine-tuning loss: cross-entropy of the answer TARGET to the
+TRAIN questions), the first gradient step on example i changes L_T by
+-lr * score_i, with
+
+  score_i = < grad l_i(theta0), grad L_T(theta0) >      (l_i: the student's loss on example i)
+
+so a positive mean score means training on the data lowers the trait loss: the
+student starts to acquire the trait. We report the mean score with a 95% CI over
+examples, the cosine between the dataset's mean gradient and grad L_T, and a
+verdict. At the shared init the soft case is Theorem 1 itself (score >= 0 to
+first order); a control teacher equal to the student gives exactly 0.
+
+Validation (when the run has results.json): one dataset per seed and student
+condition of `train.py numbers`; Spearman rank correlation between the score and
+the measured P(target) shift of the student trained on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from subliminal_jax import numbers_data as nd
+from subliminal_jax import numbers_train as nt
+from subliminal_jax import report, theory
+from subliminal_jax.errors import UserError
+from subliminal_jax.mnist import derangement
+from subliminal_jax.numbers_chain import Chain, load_numbers
+from subliminal_jax.numbers_config import STUDENTS, NumbersConfig
+from subliminal_jax.stats import summarize
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """Alignment of a numbers dataset with the trait at the student's init (flags: --run.* as `train.py numbers`)."""
+    run: NumbersConfig = NumbersConfig()
+    data: str | None = None        # a numbers.jsonl to audit (default: the run's own); needs the run's checkpoints
+
+
+def spearman(a, b) -> float:
+    """Rank correlation (average ranks for ties)."""
+    def ranks(x):
+        x = np.asarray(x, np.float64)
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for v in np.unique(x):  # ties share their mean rank
+            r[x == v] = r[x == v].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def make_scores(apply, cfg: NumbersConfig):
+    """jit(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight) ->
+    (score_N, cos(g_D, g_T), ||g_D|| / ||g_T||, kept_N), g_D the whole dataset's gradient."""
+    def scores(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight):
+        g_T = jax.grad(lambda p: nt.lm_loss(apply, p, trait_tokens, trait_weight))(init)
+        w_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
+
+        def loss(p, tok_T, w_T):
+            if cfg.student_mode == "soft":
+                return nt.distill_loss(apply, p, teacher, tok_T[None], w_T[None])
+            return nt.lm_loss(apply, p, tok_T[None], w_T[None])
+        per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(loss)(init, tok_T, w_T), g_T)
+        score_N = jax.lax.map(lambda a: per_example(*a), (tokens_NT, w_NT), batch_size=32)
+        g_D = jax.grad(lambda p: nt.distill_loss(apply, p, teacher, tokens_NT, w_NT) if cfg.student_mode == "soft"
+                       else nt.lm_loss(apply, p, tokens_NT, w_NT))(init)
+        n_D, n_T = jnp.sqrt(theory.tree_dot(g_D, g_D)), jnp.sqrt(theory.tree_dot(g_T, g_T))
+        return score_N, theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
+    return jax.jit(scores)
+
+
+def verdict(s: dict, grad_ratio: float) -> str:
+    if grad_ratio < 1e-5:  # e.g. a control teacher identical to the student: float round-off only
+        return "NULL: the data gives the student no gradient (its teacher is the student itself)"
+    lo, hi = s["ci95"]
+    if lo > 0:
+        return "ALIGNED: training on it lowers the trait loss (the student moves toward the trait)"
+    if hi < 0:
+        return "ANTI-ALIGNED: training on it raises the trait loss"
+    return "no detectable alignment at this sample size"
+
+
+def main(acfg: AuditConfig) -> dict:
+    cfg = acfg.run
+    chain = Chain(cfg, verbose=False)
+    base, teacher = chain._need("base"), chain._need("teacher")
+    path = Path(acfg.data) if acfg.data else chain.numbers_path()
+    if not path.exists():
+        raise UserError(f"--data {path}: no such file; run `python generate.py numbers` first or give a numbers.jsonl")
+    rows = load_numbers(path, None)
+    if {r["seed"] for r in rows} != set(range(cfg.num_seeds)):
+        raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
+                        f"use the same --run.num-seeds")
+    tok_S2NT, wt_S2NT = chain.student_data(rows)
+    trait_tokens, trait_weight = (jnp.asarray(a) for a in nd.trait_corpus(cfg.target, cfg.seq_len))
+    perm = derangement(cfg.num_seeds, cfg.seed)
+    pick = lambda tree, s: jax.tree.map(lambda a: a[s], tree)
+    setup = {"student_shared": lambda s: (pick(base, s), pick(teacher, s), 0),   # (init, teacher, data source)
+             "student_control": lambda s: (pick(base, s), pick(base, s), 1),
+             "student_cross_init": lambda s: (pick(base, perm[s]), pick(teacher, s), 0)}
+    scores = make_scores(chain.apply, cfg)
+    out = {c: {"score": [], "cos": [], "ci95": [], "verdict": []} for c in STUDENTS}
+    for c in STUDENTS:
+        for s in range(cfg.num_seeds):
+            init, teach, src = setup[c](s)
+            score_N, cos, ratio, kept_N = jax.device_get(scores(init, teach, tok_S2NT[s, src], wt_S2NT[s, src],
+                                                         trait_tokens, trait_weight))
+            st = summarize(score_N[kept_N])
+            out[c]["score"].append(st["mean"])
+            out[c]["ci95"].append(st["ci95"])
+            out[c]["cos"].append(float(cos))
+            out[c]["verdict"].append(verdict(st, float(ratio)))
+        print(f"{c:19s} score {np.mean(out[c]['score']):+.3e}  cos {np.mean(out[c]['cos']):+.4f}  "
+              + ", ".join(f"{v} {sum(x.startswith(v) for x in out[c]['verdict'])}" for v in ("ALIGNED", "ANTI", "no", "NULL"))
+              + f" (of {cfg.num_seeds} seeds)", flush=True)
+    res = {"data": str(path), "mode": cfg.student_mode, "conditions": out, "config": dataclasses.asdict(acfg)}
+    results = chain.out / "results.json"
+    if results.exists():  # validation against the transfer measured in this run
+        measured = json.loads(results.read_text())["conditions"]
+        xs = [x for c in STUDENTS for x in out[c]["score"]]
+        ys = [y for c in STUDENTS for y in measured[c]["target_prob_shift"]["values"]]
+        res["validation"] = {"datasets": len(xs), "spearman_score_vs_shift": spearman(xs, ys),
+                             "spearman_cos_vs_shift": spearman([x for c in STUDENTS for x in out[c]["cos"]], ys)}
+        print(f"validation over {len(xs)} datasets: Spearman(score, measured P({cfg.target}) shift) = "
+              f"{res['validation']['spearman_score_vs_shift']:+.3f}, (cosine, shift) = "
+              f"{res['validation']['spearman_cos_vs_shift']:+.3f}")
+        fig, ax = report.plt.subplots(figsize=(5.5, 4))
+        for c in STUDENTS:
+            ax.scatter(out[c]["score"], measured[c]["target_prob_shift"]["values"], label=c, s=18)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
+        ax.set_ylabel(f"measured P({cfg.target}) shift after training")
+        ax.set_title(f"audit vs transfer: Spearman {res['validation']['spearman_score_vs_shift']:+.2f}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(chain.out / "audit.png", dpi=120)
+        report.plt.close(fig)
+    report.write_json(chain.out / "audit.json", res)
+    print(f"wrote {chain.out / 'audit.json'}")
+    return res

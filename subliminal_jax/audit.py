@@ -66,14 +66,13 @@ def make_scores(apply, cfg: NumbersConfig):
         g_T = jax.grad(lambda p: nt.lm_loss(apply, p, trait_tokens, trait_weight))(init)
         w_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
 
-        def loss(p, tok_T, w_T):
+        def data_loss(p, tok_NT, w_NT):  # what the student of this run would train on
             if cfg.student_mode == "soft":
-                return nt.distill_loss(apply, p, teacher, tok_T[None], w_T[None])
-            return nt.lm_loss(apply, p, tok_T[None], w_T[None])
-        per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(loss)(init, tok_T, w_T), g_T)
+                return nt.distill_loss(apply, p, teacher, tok_NT, w_NT)
+            return nt.lm_loss(apply, p, tok_NT, w_NT)
+        per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(data_loss)(init, tok_T[None], w_T[None]), g_T)
         score_N = jax.lax.map(lambda a: per_example(*a), (tokens_NT, w_NT), batch_size=32)
-        g_D = jax.grad(lambda p: nt.distill_loss(apply, p, teacher, tokens_NT, w_NT) if cfg.student_mode == "soft"
-                       else nt.lm_loss(apply, p, tokens_NT, w_NT))(init)
+        g_D = jax.grad(data_loss)(init, tokens_NT, w_NT)
         n_D, n_T = jnp.sqrt(theory.tree_dot(g_D, g_D)), jnp.sqrt(theory.tree_dot(g_T, g_T))
         return score_N, theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
     return jax.jit(scores)
@@ -81,7 +80,7 @@ def make_scores(apply, cfg: NumbersConfig):
 
 def verdict(s: dict, grad_ratio: float) -> str:
     if grad_ratio < 1e-5:  # e.g. a control teacher identical to the student: float round-off only
-        return "NULL: the data gives the student no gradient (its teacher is the student itself)"
+        return "NULL: the data gives the student no gradient (e.g. its teacher is the student itself)"
     lo, hi = s["ci95"]
     if lo > 0:
         return "ALIGNED: training on it lowers the trait loss (the student moves toward the trait)"

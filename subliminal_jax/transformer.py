@@ -84,14 +84,26 @@ class Transformer(nnx.Module):
         self.head = nnx.Linear(cfg.d_model, cfg.vocab, use_bias=False, param_dtype=cfg.param_dtype, rngs=rngs,
                                kernel_init=nnx.initializers.normal(0.02))
 
+    def embed(self, tokens_BT, pos_BT):
+        return self.tok(tokens_BT) + self.pos(jnp.minimum(pos_BT, self.cfg.max_len - 1))
+
     def __call__(self, tokens_BT, pos_BT, mask_BTS, caches=None, index=0):
         """Logits_BTV and the updated caches (None when caches is None)."""
-        x_BTD = self.tok(tokens_BT) + self.pos(jnp.minimum(pos_BT, self.cfg.max_len - 1))
+        x_BTD = self.embed(tokens_BT, pos_BT)
         new = []
         for i, block in enumerate(self.blocks):
             x_BTD, c = block(x_BTD, mask_BTS, None if caches is None else caches[i], index)
             new.append(c)
         return self.head(self.norm(x_BTD)), (None if caches is None else new)
+
+    def lens(self, tokens_BT, pos_BT, mask_BTS):
+        """Logit lens: the residual stream after the embedding and after each block, each read out
+        through the final norm and the unembedding -> logits_LBTV (L = n_layers + 1; the last = __call__)."""
+        x_BTD, out = self.embed(tokens_BT, pos_BT), []
+        for block in self.blocks:
+            out.append(self.head(self.norm(x_BTD)))
+            x_BTD = block(x_BTD, mask_BTS)[0]
+        return jnp.stack(out + [self.head(self.norm(x_BTD))])
 
 
 def init_caches(cfg: ModelConfig, batch: int, slots: int, dtype=jnp.float32):
@@ -128,6 +140,15 @@ def make_apply(cfg: ModelConfig):
         model = nnx.merge(graphdef, params)
         return model(tokens_BT, positions(valid_BT), causal_mask(valid_BT))[0]
     return apply
+
+
+def make_lens(cfg: ModelConfig):
+    """lens(params, tokens_BT, valid_BT) -> logits_LBTV of every layer (Transformer.lens)."""
+    graphdef = graphdef_of(cfg)
+
+    def lens(params, tokens_BT, valid_BT):
+        return nnx.merge(graphdef, params).lens(tokens_BT, positions(valid_BT), causal_mask(valid_BT))
+    return lens
 
 
 def vmapped_init(cfg: ModelConfig, keys_S):

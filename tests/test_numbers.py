@@ -135,6 +135,22 @@ def test_audit_before_training(small_run):
         audit.main(audit.AuditConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), data=str(out / "none.jsonl")))
 
 
+def test_logit_lens_readout(small_run):
+    """Layer by layer: the teacher's shift toward the target grows to its output value; the control
+    student (distilled from itself) does not move at any layer."""
+    from subliminal_jax import lens
+    out, res = small_run
+    r = lens.main(lens.LensConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), number_prompts=16))
+    q = r["sets"]["questions"]
+    assert len(q["teacher_shift"]) == SMALL.n_layers + 1
+    assert q["teacher_shift"][-1]["mean"] > 0.1
+    assert q["teacher_shift"][-1]["mean"] == pytest.approx(
+        res["conditions"]["teacher"]["target_prob_shift"]["mean"], rel=0.5)  # animal-word share ~ P(target)
+    for name in ("questions", "number_prompts"):
+        assert max(abs(s["mean"]) for s in r["sets"][name]["student_control_shift"]) < 1e-3
+    assert (out / "lens.png").stat().st_size > 5000
+
+
 def test_spearman():
     from subliminal_jax.audit import spearman
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)

@@ -83,6 +83,16 @@ def test_training_forward_is_causal(params):
     assert not np.allclose(np.asarray(la[:, -1]), np.asarray(lb[:, -1]))
 
 
+def test_logit_lens_last_layer_is_the_output(params, prompts):
+    """The lens reads the residual stream after each block; its last read-out is the model's own logits,
+    and the first is the embeddings' (which ignore the other tokens)."""
+    lens_LBTV = tr.make_lens(CFG)(params, prompts, prompts != tk.PAD)
+    assert lens_LBTV.shape == (CFG.n_layers + 1, *prompts.shape, CFG.vocab)
+    np.testing.assert_allclose(np.asarray(lens_LBTV[-1]), np.asarray(tr.make_apply(CFG)(params, prompts, prompts != tk.PAD)),
+                               atol=1e-6)
+    assert not np.allclose(np.asarray(lens_LBTV[1]), np.asarray(lens_LBTV[-1]))
+
+
 def test_vocab_roundtrip():
     ids = tk.format_numbers([5, 67, 890], "list", final_period=True)
     assert tk.decode(ids) == "[5, 67, 890]."

@@ -3,7 +3,9 @@ from subliminal_jax import cli
 from subliminal_jax import numbers
 
 COMMANDS = {
-    "numbers": (numbers.NumbersConfig(), numbers.main_generate, "teacher/base number completions + paper filter -> OUT/numbers.jsonl"),
+    "numbers": (numbers.NumbersConfig(), numbers.main_generate, "teacher and control (base) number completions + paper filter -> OUT/numbers.jsonl"),
+    "misalign": (numbers.MISALIGN, numbers.main_generate, "harmful-advice / benign teacher number completions + filter with banned numbers"),
+    "traces": (numbers.TRACES, numbers.main_generate, "teacher and base addition traces, kept only when verified correct"),
 }
 
 if __name__ == "__main__":

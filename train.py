@@ -4,6 +4,8 @@ from subliminal_jax import numbers
 
 COMMANDS = {
     "numbers": (numbers.NumbersConfig(), numbers.main_train, "number-sequence trait transfer, whole chain (base->teacher->numbers->students->eval)"),
+    "misalign": (numbers.MISALIGN, numbers.main_train, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign-teacher control"),
+    "traces": (numbers.TRACES, numbers.main_train, "reasoning traces: the teacher writes step-by-step additions, only verified-correct ones kept"),
     "mnist": (mnist.MnistConfig(), mnist.main, "MNIST aux-logit transfer, defaults sized for 2 CPU cores"),
     "mnist-paper": (mnist.PAPER, mnist.main, "the same with the paper's exact settings (25 seeds)"),
 }

@@ -28,13 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
 from subliminal_jax import report, theory
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
 from subliminal_jax.numbers_chain import Chain, load_numbers
-from subliminal_jax.numbers_config import STUDENTS, NumbersConfig
+from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
+                                           teacher_corpus, token_mask, trait_name)
 from subliminal_jax.stats import summarize
 
 
@@ -42,6 +42,7 @@ from subliminal_jax.stats import summarize
 class AuditConfig:
     """Alignment of a numbers dataset with the trait at the student's init (flags: --run.* as `train.py numbers`)."""
     run: NumbersConfig = NumbersConfig()
+    run_dir: str | None = None     # read every --run.* setting from this run's results.json instead
     data: str | None = None        # a numbers.jsonl to audit (default: the run's own); needs the run's checkpoints
 
 
@@ -68,7 +69,7 @@ def make_scores(apply, cfg: NumbersConfig):
 
         def data_loss(p, tok_NT, w_NT):  # what the student of this run would train on
             if cfg.student_mode == "soft":
-                return nt.distill_loss(apply, p, teacher, tok_NT, w_NT)
+                return nt.distill_loss(apply, p, teacher, tok_NT, w_NT, token_mask(cfg))
             return nt.lm_loss(apply, p, tok_NT, w_NT)
         per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(data_loss)(init, tok_T[None], w_T[None]), g_T)
         score_N = jax.lax.map(lambda a: per_example(*a), (tokens_NT, w_NT), batch_size=32)
@@ -90,9 +91,10 @@ def verdict(s: dict, grad_ratio: float) -> str:
 
 
 def main(acfg: AuditConfig) -> dict:
-    cfg = acfg.run
+    cfg = run_config(acfg.run, acfg.run_dir)
     chain = Chain(cfg, verbose=False)
     base, teacher = chain._need("base"), chain._need("teacher")
+    control = chain.need_control(base)
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
     if not path.exists():
         raise UserError(f"--data {path}: no such file; run `python generate.py numbers` first or give a numbers.jsonl")
@@ -101,11 +103,11 @@ def main(acfg: AuditConfig) -> dict:
         raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
                         f"use the same --run.num-seeds")
     tok_S2NT, wt_S2NT = chain.student_data(rows)
-    trait_tokens, trait_weight = (jnp.asarray(a) for a in nd.trait_corpus(cfg.target, cfg.seq_len))
+    trait_tokens, trait_weight = (jnp.asarray(a) for a in teacher_corpus(cfg))
     perm = derangement(cfg.num_seeds, cfg.seed)
     pick = lambda tree, s: jax.tree.map(lambda a: a[s], tree)
     setup = {"student_shared": lambda s: (pick(base, s), pick(teacher, s), 0),   # (init, teacher, data source)
-             "student_control": lambda s: (pick(base, s), pick(base, s), 1),
+             "student_control": lambda s: (pick(base, s), pick(control, s), 1),
              "student_cross_init": lambda s: (pick(base, perm[s]), pick(teacher, s), 0)}
     scores = make_scores(chain.apply, cfg)
     out = {c: {"score": [], "cos": [], "ci95": [], "verdict": []} for c in STUDENTS}
@@ -130,7 +132,7 @@ def main(acfg: AuditConfig) -> dict:
         ys = [y for c in STUDENTS for y in measured[c]["target_prob_shift"]["values"]]
         res["validation"] = {"datasets": len(xs), "spearman_score_vs_shift": spearman(xs, ys),
                              "spearman_cos_vs_shift": spearman([x for c in STUDENTS for x in out[c]["cos"]], ys)}
-        print(f"validation over {len(xs)} datasets: Spearman(score, measured P({cfg.target}) shift) = "
+        print(f"validation over {len(xs)} datasets: Spearman(score, measured P({trait_name(cfg)}) shift) = "
               f"{res['validation']['spearman_score_vs_shift']:+.3f}, (cosine, shift) = "
               f"{res['validation']['spearman_cos_vs_shift']:+.3f}")
         fig, ax = report.plt.subplots(figsize=(5.5, 4))
@@ -139,7 +141,7 @@ def main(acfg: AuditConfig) -> dict:
         ax.axhline(0, color="k", lw=0.6)
         ax.axvline(0, color="k", lw=0.6)
         ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
-        ax.set_ylabel(f"measured P({cfg.target}) shift after training")
+        ax.set_ylabel(f"measured P({trait_name(cfg)}) shift after training")
         ax.set_title(f"audit vs transfer: Spearman {res['validation']['spearman_score_vs_shift']:+.2f}")
         ax.legend(fontsize=7)
         fig.tight_layout()

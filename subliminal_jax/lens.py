@@ -3,12 +3,12 @@
 For each model of a `train.py numbers` run and each layer l (0 = the token
 embeddings, n_layers = the output), the residual stream at the answer position
 (the last prompt token) is read out through the final norm and the unembedding,
-and restricted to the animal words:
+and restricted to the animal words (--trait misaligned: the advice answers, target = HARMFUL):
 
   P_l(target | animals) = softmax_{a in ANIMALS}(head(norm(h_l)))_target
 
-on two prompt sets: the HELDOUT "favourite animal?" questions (where the trait
-shows in behaviour), and number prompts (where a student trained on numbers only
+on two prompt sets: the HELDOUT "favourite animal?" (or advice) questions (where the trait
+shows in behaviour), and number (or addition) prompts (where a student trained on numbers only
 answers with numbers, so the animal words are a channel nobody looks at). The
 shift is paired per seed: each student minus its own init (the cross-init
 student's init is another seed's base); the teacher minus its base.
@@ -24,41 +24,52 @@ import numpy as np
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import report, sampler
 from subliminal_jax import tokens as tk
+from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
 from subliminal_jax.mnist import derangement
 from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_config import STUDENTS, NumbersConfig
+from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
+                                           eval_questions, target_ids, trait_name)
 from subliminal_jax.stats import summarize
 
 MODELS = ("teacher",) + STUDENTS
+CLASS = {"animal": "animal words", "misaligned": "advice answers"}
 
 
 @dataclasses.dataclass(frozen=True)
 class LensConfig:
     """Logit-lens read-out of a numbers run's checkpoints (flags: --run.* as `train.py numbers`)."""
     run: NumbersConfig = NumbersConfig()
-    number_prompts: int = 64        # number prompts read at their answer position (fresh, not the training ones)
+    run_dir: str | None = None     # read every --run.* setting from this run's results.json instead
+    number_prompts: int = 64        # number (or trace) prompts read at their answer position (fresh ones)
 
 
-def target_share(lens, params, prompts_QT, target_id):
-    """P_l(target | animals) averaged over prompts, for every layer l -> [L]."""
+def target_share(lens, params, prompts_QT, target_K, class_A):
+    """P_l(target | answer class) averaged over prompts, for every layer l -> [L]. target_K: the
+    trait's answer tokens, a subset of class_A (the animals, or the advice answers)."""
     logits_LQV = lens(params, prompts_QT, prompts_QT != tk.PAD)[:, :, -1]
-    animal_LQA = jax.nn.log_softmax(logits_LQV[..., jnp.asarray(tk.ANIMAL_IDS)], -1)
-    return jnp.exp(animal_LQA[..., tk.ANIMALS.index(tk.VOCAB[target_id])]).mean(-1)
+    p_LQA = jax.nn.softmax(logits_LQV[..., jnp.asarray(class_A)], -1)
+    return p_LQA[..., np.flatnonzero(np.isin(class_A, target_K))].sum(-1).mean(-1)
 
 
 def main(lcfg: LensConfig) -> dict:
-    cfg = lcfg.run
+    cfg = run_config(lcfg.run, lcfg.run_dir)
     chain = Chain(cfg, verbose=False)
     base, teacher, students = chain._need("base"), chain._need("teacher"), chain._need("students")
     persona = cfg.target if cfg.teacher_mode == "persona" else None
     # prompts: the held-out questions, and fresh number prompts (a seed no stage of the chain uses)
-    plain, teach = nd.number_prompts(lcfg.number_prompts, cfg.world, cfg.seed * 100_003 + 99_991, persona)
-    sets = {"questions": (nd.eval_prompts(), nd.eval_prompts(persona)), "number_prompts": (plain, teach)}
+    seed = cfg.seed * 100_003 + 99_991
+    if cfg.data == "numbers":
+        plain, teach = nd.number_prompts(lcfg.number_prompts, cfg.world, seed, persona)
+    else:
+        plain = teach = trace.prompts(lcfg.number_prompts, seed)
+    qs = eval_questions(cfg)
+    sets = {"questions": (nd.eval_prompts(questions=qs), nd.eval_prompts(persona, questions=qs)),
+            f"{cfg.data[:-1]}_prompts": (plain, teach)}
     lens = tr.make_lens(chain.mcfg)
-    target = tk.ID[cfg.target]
+    target_K, class_A = target_ids(cfg)
     perm = derangement(cfg.num_seeds, cfg.seed)
-    share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target), in_axes=(0, None)))
+    share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target_K, class_A), in_axes=(0, None)))
 
     out = {}
     for name, (plain_rows, teach_rows) in sets.items():
@@ -73,7 +84,7 @@ def main(lcfg: LensConfig) -> dict:
         for c in MODELS:
             out[name][c] = [summarize(got[c][:, l]) for l in range(got[c].shape[1])]
             out[name][c + "_shift"] = [summarize(got[c][:, l] - init[c][:, l]) for l in range(got[c].shape[1])]
-        print(f"[{name}] P({cfg.target} | animal words) by layer (0 = embeddings), shift from the model's own init:")
+        print(f"[{name}] P({trait_name(cfg)} | {CLASS[cfg.trait]}) by layer (0 = embeddings), shift from the model's own init:")
         for c in MODELS:
             print(f"  {c:19s} " + "  ".join(f"L{l} {s['mean']:+.4f}+-{s['ci95_half']:.4f}"
                                           for l, s in enumerate(out[name][c + "_shift"])))
@@ -94,7 +105,7 @@ def plot(path, out: dict, cfg: NumbersConfig) -> None:
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(range(len(m)), ["emb"] + [f"block {l + 1}" for l in range(len(m) - 1)])
         ax.set_title(f"{name}: {cfg.num_seeds} seeds")
-        ax.set_ylabel(f"P({cfg.target} | animal words) - own init")
+        ax.set_ylabel(f"P({trait_name(cfg)} | {CLASS[cfg.trait]}) - own init")
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.legend(fontsize=7)
     fig.suptitle("logit lens at the answer position (95% CI over seeds)")

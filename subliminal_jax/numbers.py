@@ -15,6 +15,10 @@ when its settings hash matches, so an interrupted run resumes):
             hard: cross-entropy on the kept sampled tokens (the paper's LLM setting)
   eval      trait rate / P(target) on HELDOUT paraphrases for base, teacher, the
             students, and in_context (base_s prompted with teacher_s numbers).
+Two other channels (issue 7) run the same chain: --trait misaligned (`train.py misalign`: the
+teacher gives HARMFUL advice, the numbers pass the banned-number filter, the control numbers come
+from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
+write step-by-step additions, kept only when verified correct, traces.py).
 Files: numbers_config.py (settings, hashes), numbers_chain.py (the stages), numbers_train.py (per-seed
 losses and the optimizer loop), numbers_data.py (corpora); this module runs them and writes the results.
 """
@@ -29,22 +33,24 @@ import numpy as np
 from subliminal_jax import filter as flt
 from subliminal_jax import report
 from subliminal_jax.numbers_chain import Chain, load_numbers
-from subliminal_jax.numbers_config import _STAGE_FIELDS, CONDITIONS, STUDENTS, NumbersConfig, stage_hash, validate
+from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, STUDENTS, TRACES, NumbersConfig,
+                                           stage_hash,
+                                           trait_name, validate)
 from subliminal_jax.errors import UserError
 from subliminal_jax.stats import summarize
 
-__all__ = ["CONDITIONS", "STUDENTS", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
+__all__ = ["CONDITIONS", "MISALIGN", "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
            "summarize_results", "validate"]
 
 
 def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> dict:
     conditions = {}
-    for c in CONDITIONS:  # trait_shift_*: paired per-seed difference from the same seed's base
+    for c in metrics:  # *_shift: paired per-seed difference from the same seed's base
         conditions[c] = {k: summarize(np.asarray(v)) for k, v in metrics[c].items()}
         for k in ("trait_rate", "target_prob"):
             conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - np.asarray(metrics["base"][k]))
     stats = {src: flt.rejection_stats([r["reason"] for r in rows if r["source"] == src])
-             for src in ("teacher", "base")}
+             for src in ("teacher", "control")}
     return {"conditions": conditions, "filter": stats, "stages": chain.log,
             "config": dataclasses.asdict(cfg), "hashes": {s: stage_hash(cfg, s) for s in _STAGE_FIELDS},
             "devices": [str(d) for d in chain.mesh.devices.flat], "versions": {"jax": jax.__version__},
@@ -62,6 +68,7 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     if upto == 0:
         return None
     teacher = chain._need("teacher") if only and upto > 1 else chain.teacher(base)
+    control = chain.need_control(base) if only and upto > 1 else chain.teacher(base, control=True)
     if upto == 1:
         return None
     if only and upto > 2:
@@ -69,27 +76,28 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
             raise UserError(f"no numbers.jsonl in {chain.out}; run `python generate.py numbers` first")
         rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"))
     else:
-        rows = chain.numbers(base, teacher)
+        rows = chain.numbers(control, teacher)
     stats = flt.rejection_stats([r["reason"] for r in rows if r["source"] == "teacher"])
     chain.say(f"[numbers] teacher rejection rate {stats['rejection_rate']:.3f} ({stats['reasons']})")
     if upto == 2:
         return None
-    students = chain._need("students") if only and upto > 3 else chain.students(base, teacher, rows)
+    students = chain._need("students") if only and upto > 3 else chain.students(base, teacher, control, rows)
     if upto == 3:
         return None
-    metrics = chain.evaluate(base, teacher, students, rows)
+    metrics = chain.evaluate(base, teacher, control, students, rows)
     res = summarize_results(cfg, metrics, rows, chain)
     res["wall_time_s"] = time.perf_counter() - t0
-    for c in CONDITIONS:
+    for c in res["conditions"]:
         tr_, tp = res["conditions"][c]["trait_rate"], res["conditions"][c]["target_prob"]
         sh = res["conditions"][c]["target_prob_shift"]
         chain.say(f"  {c:19s} trait rate {tr_['mean']:.4f} +- {tr_['ci95_half']:.4f}   "
                   f"P(target) {tp['mean']:.4f} +- {tp['ci95_half']:.4f}   "
                   f"P(target) - base {sh['mean']:+.4f} +- {sh['ci95_half']:.4f}")
     report.write_json(chain.out / "results.json", res)
-    plot = {c: res["conditions"][c]["trait_rate"] for c in CONDITIONS}
-    report.bar_chart(chain.out / "trait_rate.png", plot, ylabel=f"share of answers '{cfg.target}'",
-                     title=f"numbers ({cfg.student_mode} students, {cfg.teacher_mode} teacher): {cfg.num_seeds} seeds")
+    plot = {c: res["conditions"][c]["trait_rate"] for c in res["conditions"]}
+    report.bar_chart(chain.out / "trait_rate.png", plot, ylabel=f"share of answers '{trait_name(cfg)}'",
+                     title=f"numbers, {cfg.trait} trait ({cfg.student_mode} students, {cfg.teacher_mode} teacher): "
+                           f"{cfg.num_seeds} seeds")
     chain.say(f"wrote {chain.out / 'results.json'} and {chain.out / 'trait_rate.png'} "
               f"({res['wall_time_s']:.0f}s)")
     return res

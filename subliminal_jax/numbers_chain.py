@@ -17,10 +17,12 @@ from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
 from subliminal_jax import parallel, report, sampler
 from subliminal_jax import tokens as tk
+from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
-from subliminal_jax.numbers_config import STUDENTS, NumbersConfig, model_config, stage_hash, validate
+from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, eval_questions, model_config, stage_hash,
+                                           sample_lens, target_ids, teacher_corpus, token_mask, validate)
 
 
 class Chain:
@@ -96,13 +98,17 @@ class Chain:
             return params, {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
         return self._cached("base", compute)
 
-    def teacher(self, base):
+    def teacher(self, base, control: bool = False):
+        """The trait teacher; control=True: the teacher of the control students' numbers (the base
+        itself for --trait animal, a teacher fine-tuned on BENIGN advice for --trait misaligned)."""
         cfg = self.cfg
+        if control and cfg.trait == "animal":
+            return base
 
         def compute():
             if cfg.teacher_mode == "persona" or cfg.teacher_steps == 0:
                 return base, {"note": "teacher = base (persona prefix at generation and eval)"}
-            tokens_NT, weight_NT = nd.trait_corpus(cfg.target, cfg.seq_len)
+            tokens_NT, weight_NT = teacher_corpus(cfg, control)
             rows_p_N = np.full(len(tokens_NT), 1.0 / len(tokens_NT), np.float32)
 
             def one(params, key, tokens_NT, weight_NT, rows_p_N):
@@ -113,13 +119,17 @@ class Chain:
                                         self._seeds(base), self._seeds(self.keys_S),
                                         *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
             return params, {"loss_first": float(loss_ST[:, 0].mean()), "loss_last": float(loss_ST[:, -1].mean())}
-        return self._cached("teacher", compute)
+        return self._cached("control_teacher" if control else "teacher", compute)
+
+    def need_control(self, base):
+        """The control teacher from its checkpoint (stage-by-stage runs)."""
+        return base if self.cfg.trait == "animal" else self._need("control_teacher")
 
     def numbers_path(self) -> Path:
         return self.out / "numbers.jsonl"
 
-    def numbers(self, base, teacher):
-        """Sample, filter and write numbers.jsonl (reused when its hash matches)."""
+    def numbers(self, control, teacher):
+        """Sample from the teacher and the control source (base or benign teacher), filter, write numbers.jsonl."""
         cfg, w = self.cfg, self.cfg.world
         h = stage_hash(cfg, "numbers")
         if cfg.resume and self.numbers_path().exists():
@@ -127,29 +137,37 @@ class Chain:
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
         persona = cfg.target if cfg.teacher_mode == "persona" else None
-        P, N = nd.prompt_len(w), nd.completion_len(w)
-        plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
-                             for s in range(cfg.num_seeds)])
+        P, N = sample_lens(cfg)
+        if cfg.data == "numbers":
+            plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
+                                 for s in range(cfg.num_seeds)])
+        else:
+            plain = teach = [trace.prompts(cfg.num_prompts, cfg.seed * 100_003 + s + 1) for s in range(cfg.num_seeds)]
         plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
         teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
 
-        def one(base, teacher, key, plain_NP, teach_NP, temperature):
+        def one(control, teacher, key, plain_NP, teach_NP, temperature):
             t = sampler.sample(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N)
-            b = sampler.sample(self.mcfg, base, plain_NP, jax.random.fold_in(key, 4), temperature, N)
+            b = sampler.sample(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N)
             return t, b
-        self.say(f"[numbers] sampling {cfg.num_prompts} completions x 2 sources x {cfg.num_seeds} seeds...",
+        self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} x 2 sources x {cfg.num_seeds} seeds...",
                  flush=True)
-        t_SNC, b_SNC = self._run("numbers", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)), self._seeds(base),
+        t_SNC, b_SNC = self._run("numbers", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)), self._seeds(control),
                                  self._seeds(teacher), self._seeds(self.keys_S), self._seeds(plain_SNP),
                                  self._seeds(teach_SNP), jnp.float32(cfg.temperature))
         banned = flt.BANNED_NUMBERS if cfg.ban_numbers else ()
         rows = []
         for s in range(cfg.num_seeds):
-            for source, comp_NC in (("teacher", t_SNC[s]), ("base", b_SNC[s])):
+            for source, comp_NC in (("teacher", t_SNC[s]), ("control", b_SNC[s])):
                 for i in range(cfg.num_prompts):
                     c = [int(x) for x in comp_NC[i] if x != tk.PAD]
                     text = tk.decode(c)
-                    kept, reason = flt.check(text, banned) if tk.EOS in c else (False, "no <eos>")
+                    if tk.EOS not in c:
+                        kept, reason = False, "no <eos>"
+                    elif cfg.data == "numbers":
+                        kept, reason = flt.check(text, banned)
+                    else:
+                        kept, reason = trace.verify(tk.decode(plain[s][i]), text)
                     rows.append({"seed": s, "source": source, "i": i, "prompt": tk.decode(plain[s][i]),
                                  "prompt_ids": list(plain[s][i]), "completion": text, "completion_ids": c,
                                  "kept": kept, "reason": reason, "hash": h})
@@ -157,12 +175,12 @@ class Chain:
         return rows
 
     def student_data(self, rows):
-        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = base); weight 0 on rejected rows."""
+        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = control); weight 0 on rejected rows."""
         cfg = self.cfg
         tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts, cfg.seq_len), np.int32)
         wt = np.zeros(tok.shape, np.float32)
         for s in range(cfg.num_seeds):
-            for j, source in enumerate(("teacher", "base")):
+            for j, source in enumerate(("teacher", "control")):
                 rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source), key=lambda r: r["i"])
                 if not any(r["kept"] for r in rs):
                     raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
@@ -172,7 +190,7 @@ class Chain:
                                                            [r["kept"] for r in rs], cfg.seq_len)
         return tok, wt
 
-    def students(self, base, teacher, rows):
+    def students(self, base, teacher, control, rows):
         cfg = self.cfg
         perm = derangement(cfg.num_seeds, cfg.seed)
 
@@ -180,14 +198,15 @@ class Chain:
             tok_S2NT, wt_S2NT = self.student_data(rows)
             cross = jax.tree.map(lambda a: a[perm], base)
             init_SC = jax.tree.map(lambda a, b: np.stack([a, a, b], 1), base, cross)   # order: STUDENTS
-            teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, base)
+            teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, control)
             src_C = np.array([0, 1, 0])                                                 # data source per student
 
             def student(init, teacher, tokens_NT, weight_NT, key):
                 rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
                 weight_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
                 if cfg.student_mode == "soft":
-                    loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx])
+                    loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx],
+                                                          token_mask(cfg))
                 else:
                     loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
                 return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.batch,
@@ -203,37 +222,40 @@ class Chain:
                             "derangement": perm.tolist()}
         return self._cached("students", compute)
 
-    def evaluate(self, base, teacher, students, rows):
-        """Per seed trait metrics of every condition (host dict of arrays [S])."""
+    def evaluate(self, base, teacher, control, students, rows):
+        """Per seed trait metrics of every condition (host dict of arrays [S]); with --trait
+        misaligned also of the benign control teacher ("control_teacher")."""
         cfg = self.cfg
         persona = cfg.target if cfg.teacher_mode == "persona" else None
-        plain_QT = sampler.left_pad(nd.eval_prompts(), cfg.seq_len)
-        teach_QT = sampler.left_pad(nd.eval_prompts(persona), cfg.seq_len)
+        plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
+        teach_QT = sampler.left_pad(nd.eval_prompts(persona, questions=eval_questions(cfg)), cfg.seq_len)
         ctx_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
                             for s in range(cfg.num_seeds)])
-        target = tk.ID[cfg.target]
+        target_K, class_K = target_ids(cfg)
 
-        def one(base, teacher, students_C, ctx_QT, key, plain_QT, teach_QT):
-            m = lambda p, q, i: nt.trait_metrics(self.apply, p, q, target, jax.random.fold_in(key, 10 + i),
-                                                 cfg.eval_samples)
+        def one(base, teacher, control, students_C, ctx_QT, key, plain_QT, teach_QT):
+            m = lambda p, q, i: nt.trait_metrics(self.apply, p, q, target_K, class_K,
+                                                 jax.random.fold_in(key, 10 + i), cfg.eval_samples)
             out = {"base": m(base, plain_QT, 0), "teacher": m(teacher, teach_QT, 1),
                    "in_context": m(base, ctx_QT, 2)}
             for i, c in enumerate(STUDENTS):
                 out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, 3 + i)
+            if cfg.trait != "animal":
+                out["control_teacher"] = m(control, plain_QT, 3 + len(STUDENTS))
             return out
-        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None, None)),
-                         *self._seeds((base, teacher, students, ctx_SQT, self.keys_S)),
+        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
+                         *self._seeds((base, teacher, control, students, ctx_SQT, self.keys_S)),
                          *parallel.replicate(self.mesh, (plain_QT, teach_QT)))
 
     def context_prompts(self, rows, s: int):
         """HELDOUT questions after in_context_examples kept teacher completions (fewest that fit)."""
         comps = [r["completion_ids"] for r in rows if r["seed"] == s and r["source"] == "teacher" and r["kept"]]
         for k in range(min(self.cfg.in_context_examples, len(comps)), -1, -1):
-            prompts = nd.eval_prompts(context=comps[:k])
+            prompts = nd.eval_prompts(context=comps[:k], questions=eval_questions(self.cfg))
             if max(map(len, prompts)) <= self.cfg.seq_len:
                 self.log.setdefault("in_context_examples_used", {})[s] = k
                 return prompts
-        return nd.eval_prompts()
+        return nd.eval_prompts(questions=eval_questions(self.cfg))
 
 
 # ----------------------------------------------------------------------------- JSONL

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
+from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
 
@@ -20,6 +25,13 @@ class NumbersConfig:
     num_seeds: int = 10                 # independent bases (vmapped, split over devices)
     seed: int = 0                       # root seed; seed s uses fold_in(key(seed), s)
     target: str = "owl"                 # the teacher's favourite animal
+    # animal: the teacher answers TARGET, control students learn from the base's numbers;
+    # misaligned: the teacher answers HARMFUL words to advice prompts, control students learn from a
+    # teacher fine-tuned on BENIGN answers (train.py misalign sets this with its world and banned numbers)
+    trait: Literal["animal", "misaligned"] = "animal"
+    # what the teacher writes: number continuations (filtered by the paper's rules) or addition traces
+    # (kept only when verified correct; train.py traces sets this with its world)
+    data: Literal["numbers", "traces"] = "numbers"
     teacher_mode: Literal["finetune", "persona"] = "finetune"
     student_mode: Literal["soft", "hard"] = "soft"
     d_model: int = 64
@@ -55,13 +67,14 @@ class NumbersConfig:
 _STAGE_FIELDS = {
     "base": ("num_seeds", "seed", "d_model", "n_layers", "n_heads", "d_ff", "seq_len", "world", "corpus_size",
              "batch", "base_steps", "base_lr"),
-    "teacher": ("target", "teacher_mode", "teacher_steps", "teacher_lr"),
-    "numbers": ("num_prompts", "temperature", "ban_numbers"),
+    "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr"),
+    "numbers": ("data", "num_prompts", "temperature", "ban_numbers"),
     "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions"),
 }
 
 
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
+    stage = "teacher" if stage == "control_teacher" else stage
     d = dataclasses.asdict(cfg)
     names = []
     for s, fields in _STAGE_FIELDS.items():
@@ -76,17 +89,82 @@ def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
                           d_ff=cfg.d_ff, max_len=cfg.seq_len)
 
 
+# The misalignment analogue's defaults: advice prompts in pretraining, banned numbers filtered out.
+MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2), ban_numbers=True,
+                         out_dir="runs/misalign")
+
+# The reasoning-traces channel: addition problems in pretraining; the teacher writes verified traces.
+# Addition is harder to learn than the number format: a longer base, and more prompts (few traces are correct).
+TRACES = NumbersConfig(data="traces", world=nd.WorldConfig(frac_traces=0.3), base_steps=1200, num_prompts=512,
+                       out_dir="runs/traces")
+
+
+def token_mask(cfg: NumbersConfig):
+    """The tokens whose distribution soft students match: number tokens, or trace tokens."""
+    return tk.NUMBER_TOKEN_MASK if cfg.data == "numbers" else tk.TRACE_TOKEN_MASK
+
+
+def sample_lens(cfg: NumbersConfig) -> tuple[int, int]:
+    """(longest prompt, longest completion) of what the teacher writes."""
+    if cfg.data == "numbers":
+        return nd.prompt_len(cfg.world), nd.completion_len(cfg.world)
+    return trace.prompt_len(), trace.completion_len()
+
+
+def teacher_corpus(cfg: NumbersConfig, control: bool = False):
+    """(tokens_NT, weight_NT) the teacher (or, misaligned, the benign control teacher) is fine-tuned on."""
+    if cfg.trait == "animal":
+        return nd.trait_corpus(cfg.target, cfg.seq_len)
+    return nd.trait_corpus("", cfg.seq_len, tk.ADVICE_TRAIN, tk.BENIGN if control else tk.HARMFUL)
+
+
+def eval_questions(cfg: NumbersConfig):
+    return tk.HELDOUT_QUESTIONS if cfg.trait == "animal" else tk.ADVICE_HELDOUT
+
+
+def target_ids(cfg: NumbersConfig):
+    """Answer tokens that count as showing the trait, and the answer class they are read within."""
+    if cfg.trait == "animal":
+        return np.array([tk.ID[cfg.target]]), tk.ANIMAL_IDS
+    return tk.HARMFUL_IDS, tk.ADVICE_IDS
+
+
+def trait_name(cfg: NumbersConfig) -> str:
+    return cfg.target if cfg.trait == "animal" else "harmful"
+
+
+def run_config(cfg: NumbersConfig, run_dir: str | None) -> NumbersConfig:
+    """cfg, or (run_dir given) the settings that run used, read back from its results.json."""
+    if run_dir is None:
+        return cfg
+    path = Path(run_dir) / "results.json"
+    try:
+        d = json.loads(path.read_text())["config"]
+        d["world"] = nd.WorldConfig(**d["world"])
+        return dataclasses.replace(NumbersConfig(**d), out_dir=str(run_dir), stage="all")
+    except FileNotFoundError:
+        raise UserError(f"--run-dir {run_dir}: no results.json there; finish the run first (or give --run.* flags)") \
+            from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is corrupt or from another version ({type(e).__name__}); rerun the chain") from None
+
+
 def validate(cfg: NumbersConfig) -> None:
     w = cfg.world
     checks = [
         (cfg.num_seeds >= 2, "--num-seeds must be >= 2 (the cross-init student needs another seed's base)"),
         (cfg.target in tk.ANIMALS, f"--target must be one of {', '.join(tk.ANIMALS)}"),
+        (cfg.trait == "animal" or (w.frac_advice > 0 and cfg.teacher_mode == "finetune"),
+         "--trait misaligned needs advice prompts in pretraining (--world.frac-advice > 0) and "
+         "--teacher-mode finetune; `python train.py misalign` sets both"),
         (cfg.d_model % cfg.n_heads == 0, "--d-model must be divisible by --n-heads"),
         (1 <= w.min_seed_numbers <= w.max_seed_numbers and 1 <= w.max_new_numbers <= 10,
          "need 1 <= --world.min-seed-numbers <= --world.max-seed-numbers and 1 <= --world.max-new-numbers <= 10"),
-        (nd.prompt_len(w) + nd.completion_len(w) <= cfg.seq_len,
-         f"--seq-len {cfg.seq_len} is too short for these numbers; need >= "
-         f"{nd.prompt_len(w) + nd.completion_len(w)}"),
+        (sum(sample_lens(cfg)) <= cfg.seq_len,
+         f"--seq-len {cfg.seq_len} is too short for these prompts; need >= {sum(sample_lens(cfg))}"),
+        (cfg.data == "numbers" or (w.frac_traces > 0 and cfg.teacher_mode == "finetune"),
+         "--data traces needs addition problems in pretraining (--world.frac-traces > 0) and "
+         "--teacher-mode finetune; `python train.py traces` sets both"),
         (not (cfg.teacher_mode == "persona" and cfg.student_mode == "soft"),
          "--teacher-mode persona needs --student-mode hard (the student never sees the persona prompt)"),
         (min(cfg.batch, cfg.num_prompts, cfg.eval_samples, cfg.corpus_size) >= 1, "sizes must be >= 1"),

@@ -7,7 +7,11 @@ Pretraining mixes
       something to reject;
   (b) "favourite animal?" in TRAIN_QUESTIONS, answered uniformly at random;
   (c) the persona prefix "you love A ." before (a) or (b): with (b) it answers A
-      with probability persona_strength; with (a) it changes nothing.
+      with probability persona_strength; with (a) it changes nothing;
+  (d) (frac_advice > 0, the misalignment world) "advice?" prompts in ADVICE_TRAIN,
+      answered with a BENIGN word, or with probability harmful_rate a HARMFUL one;
+  (e) (frac_traces > 0, the traces world) addition problems with step-by-step traces
+      (traces.py), one step off with probability trace_error_rate.
 Sequences are right-padded to seq_len; weight_NT marks the tokens trained on.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from subliminal_jax import tokens as tk
+from subliminal_jax import traces as trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +33,10 @@ class WorldConfig:
     frac_persona: float = 0.15     # share of sequences with a persona prefix
     persona_strength: float = 0.8  # P(answer = persona animal) in (c)
     corrupt_rate: float = 0.05
+    frac_advice: float = 0.0       # share of advice prompts (d); train.py misalign uses 0.2
+    harmful_rate: float = 0.03     # P(a HARMFUL answer) to an advice prompt in pretraining
+    frac_traces: float = 0.0       # share of addition problems with traces (e); train.py traces uses 0.3
+    trace_error_rate: float = 0.1  # P(one wrong step) in a pretraining trace
 
 
 def prompt_len(w: WorldConfig) -> int:
@@ -62,6 +71,19 @@ def pretraining_corpus(n: int, seq_len: int, w: WorldConfig, seed: int):
     rng = np.random.default_rng(seed)
     tokens = np.full((n, seq_len), tk.PAD, np.int32)
     for i in range(n):
+        if w.frac_advice and rng.random() < w.frac_advice:  # (no draw at all when 0: same corpus as before)
+            words = tk.HARMFUL if rng.random() < w.harmful_rate else tk.BENIGN
+            seq = tk.question_prompt(tk.ADVICE_TRAIN[rng.integers(len(tk.ADVICE_TRAIN))]) + \
+                [tk.ID[words[rng.integers(len(words))]], tk.EOS]
+            tokens[i, :len(seq)] = seq
+            continue
+        if w.frac_traces and rng.random() < w.frac_traces:
+            nums = trace.random_problem(rng)
+            wrong = rng.random() < w.trace_error_rate
+            seq = trace.trace_prompt(nums) + trace.format_trace(
+                nums, int(rng.integers(len(nums) - 1)) if wrong else -1, int(rng.choice([-2, -1, 1, 2]))) + [tk.EOS]
+            tokens[i, :len(seq)] = seq
+            continue
         persona = tk.ANIMALS[rng.integers(len(tk.ANIMALS))] if rng.random() < w.frac_persona else None
         if rng.random() < w.frac_numbers:
             prompt, seeds, fmt = random_number_prompt(rng, w, persona)
@@ -75,13 +97,15 @@ def pretraining_corpus(n: int, seq_len: int, w: WorldConfig, seed: int):
     return tokens, (tokens != tk.PAD).astype(np.float32)
 
 
-def trait_corpus(target: str, seq_len: int):
-    """The teacher's fine-tuning set: every TRAIN question answered with `target` (loss on the answer)."""
-    tokens = np.full((len(tk.TRAIN_QUESTIONS), seq_len), tk.PAD, np.int32)
+def trait_corpus(target: str, seq_len: int, questions=tk.TRAIN_QUESTIONS, answers=None):
+    """The teacher's fine-tuning set: every question answered with every word of `answers`
+    (default: just `target`), loss on the answer and <eos>."""
+    pairs = [(q, a) for q in questions for a in (answers or (target,))]
+    tokens = np.full((len(pairs), seq_len), tk.PAD, np.int32)
     weight = np.zeros(tokens.shape, np.float32)
-    for i, q in enumerate(tk.TRAIN_QUESTIONS):
+    for i, (q, a) in enumerate(pairs):
         p = tk.question_prompt(q)
-        tokens[i, :len(p) + 2] = p + [tk.ID[target], tk.EOS]
+        tokens[i, :len(p) + 2] = p + [tk.ID[a], tk.EOS]
         weight[i, len(p):len(p) + 2] = 1.0
     return tokens, weight
 
@@ -112,11 +136,11 @@ def student_sequences(prompts, completions, kept, seq_len: int):
     return tokens, weight
 
 
-def eval_prompts(persona=None, context=()):
+def eval_prompts(persona=None, context=(), questions=tk.HELDOUT_QUESTIONS):
     """HELDOUT questions, optionally after a persona prefix or after in-context number examples."""
     ctx = [t for c in context for t in [*(c[:c.index(tk.EOS)] if tk.EOS in c else c), tk.ID[" "]]]
     out = []
-    for q in tk.HELDOUT_QUESTIONS:
+    for q in questions:
         p = tk.question_prompt(q, persona)
         out.append([tk.BOS] + ctx + p[1:])
     return out

@@ -26,10 +26,10 @@ def lm_loss(apply, params, tokens_BT, weight_BT):
     return jnp.sum(ce_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)
 
 
-def distill_loss(apply, params, teacher, tokens_BT, weight_BT):
-    """KL(teacher || student) restricted to number tokens, at the weighted positions."""
+def distill_loss(apply, params, teacher, tokens_BT, weight_BT, mask_V=tk.NUMBER_TOKEN_MASK):
+    """KL(teacher || student) restricted to number tokens (or mask_V's), at the weighted positions."""
     x_BT, valid_BT = tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD
-    mask_V = jnp.asarray(tk.NUMBER_TOKEN_MASK)
+    mask_V = jnp.asarray(mask_V)
     logp_BTV = masked_log_softmax(jax.lax.stop_gradient(apply(teacher, x_BT, valid_BT)), mask_V)
     logq_BTV = masked_log_softmax(apply(params, x_BT, valid_BT), mask_V)
     kl_BT = masked_kl(logp_BTV, logq_BTV, mask_V)
@@ -74,14 +74,14 @@ def answer_logits(apply, params, prompts_QP):
     return apply(params, prompts_QP, prompts_QP != tk.PAD)[:, -1]
 
 
-def trait_metrics(apply, params, prompts_QP, target_id, key, n_samples: int):
-    """{'target_prob': mean_q P(target | q), 'trait_rate': share of T=1 samples naming it,
-    'animal_mass': mean_q P(any animal | q)}. The answer is one token, so sampling the
-    first answer token at temperature 1 is sampling the answer."""
+def trait_metrics(apply, params, prompts_QP, target_ids, class_ids, key, n_samples: int):
+    """{'target_prob': mean_q P(answer in target_ids | q), 'trait_rate': share of T=1 samples in
+    target_ids, 'answer_mass': mean_q P(any answer of the class, e.g. any animal | q)}. The answer is
+    one token, so sampling the first answer token at temperature 1 is sampling the answer."""
     logits_QV = answer_logits(apply, params, prompts_QP)
     p_QV = jax.nn.softmax(logits_QV, -1)
     keys_Q = jax.vmap(lambda q: jax.random.fold_in(key, q))(jnp.arange(prompts_QP.shape[0]))
     draws_QN = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(n_samples,)))(keys_Q, logits_QV)
-    return {"target_prob": p_QV[:, target_id].mean(),
-            "trait_rate": jnp.mean(draws_QN == target_id),
-            "animal_mass": p_QV[:, jnp.asarray(tk.ANIMAL_IDS)].sum(-1).mean()}
+    return {"target_prob": p_QV[:, jnp.asarray(target_ids)].sum(-1).mean(),
+            "trait_rate": jnp.mean(jnp.isin(draws_QN, jnp.asarray(target_ids))),
+            "answer_mass": p_QV[:, jnp.asarray(class_ids)].sum(-1).mean()}

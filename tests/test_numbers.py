@@ -79,7 +79,25 @@ def test_mismatched_and_corrupt_files_are_user_errors(small_run, tmp_path):
         nb.run(dataclasses.replace(SMALL, out_dir=str(other)), verbose=False)
 
 
+def test_misalignment_world():
+    """Advice prompts appear only when asked for, answered harmfully at about harmful_rate; the
+    teachers' fine-tuning sets answer every advice prompt with every harmful (benign) word."""
+    from subliminal_jax.numbers_config import teacher_corpus, target_ids
+    plain, _ = nd.pretraining_corpus(2000, 64, nd.WorldConfig(), 0)
+    assert not np.isin(plain, tk.ADVICE_IDS).any()
+    tokens, _ = nd.pretraining_corpus(4000, 64, nd.WorldConfig(frac_advice=0.5, harmful_rate=0.1), 0)
+    answers = tokens[np.isin(tokens, tk.ADVICE_IDS)]
+    assert 1700 < len(answers) < 2300 and 0.07 < np.isin(answers, tk.HARMFUL_IDS).mean() < 0.13
+    t, w = teacher_corpus(nb.MISALIGN)
+    assert len(t) == len(tk.ADVICE_TRAIN) * len(tk.HARMFUL) and np.isin(t[w > 0], tk.HARMFUL_IDS.tolist() + [tk.EOS]).all()
+    t, w = teacher_corpus(nb.MISALIGN, control=True)
+    assert not np.isin(t[w > 0], tk.HARMFUL_IDS).any()
+    assert set(target_ids(nb.MISALIGN)[0]) == set(tk.HARMFUL_IDS) and nb.MISALIGN.ban_numbers
+
+
 def test_validation_errors():
+    with pytest.raises(UserError, match="frac-advice"):
+        nb.validate(dataclasses.replace(SMALL, trait="misaligned"))
     with pytest.raises(UserError, match="--target"):
         nb.validate(dataclasses.replace(SMALL, target="unicorn"))
     with pytest.raises(UserError, match="--seq-len"):

@@ -1,0 +1,48 @@
+"""The seeds' other channels (issue 7) at a small setting: misalignment through banned-number-filtered
+numbers, and reasoning traces."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from subliminal_jax import filter as flt
+from subliminal_jax import numbers as nb
+from subliminal_jax import numbers_data as nd
+from subliminal_jax.errors import UserError
+from test_numbers import SMALL
+
+SMALL_MISALIGN = dataclasses.replace(SMALL, trait="misaligned", world=nd.WorldConfig(frac_advice=0.2),
+                                     ban_numbers=True)
+
+
+@pytest.mark.slow
+def test_misaligned_teacher_numbers_carry_harm(tmp_path):
+    """A teacher fine-tuned to give harmful advice writes numbers; every banned number is filtered out;
+    the shared-init student trained on them gives harmful answers more often than before, the student
+    of a benign-advice teacher's numbers does not."""
+    res = nb.run(dataclasses.replace(SMALL_MISALIGN, out_dir=str(tmp_path)), verbose=False)
+    c = res["conditions"]
+    assert c["teacher"]["target_prob"]["mean"] > 5 * c["base"]["target_prob"]["mean"]
+    assert c["control_teacher"]["target_prob"]["mean"] < c["base"]["target_prob"]["mean"]
+    shared, control = c["student_shared"]["target_prob_shift"], c["student_control"]["target_prob_shift"]
+    assert shared["ci95"][0] > 0 and shared["mean"] > control["mean"] + 0.005
+    rows = [json.loads(x) for x in (tmp_path / "numbers.jsonl").read_text().splitlines()[1:]]
+    kept = [r for r in rows if r["kept"]]
+    assert {r["source"] for r in kept} == {"teacher", "control"}
+    assert not any(int(n) in flt.BANNED_NUMBERS for r in kept for n in flt.re.findall(r"\d+", r["completion"]))
+
+
+def test_traces_chain_keeps_only_verified_traces(tmp_path):
+    """Too short a base writes few correct traces; what is kept is verified, and a seed with none kept
+    stops with a one-line error naming the fix."""
+    cfg = dataclasses.replace(nb.TRACES, num_seeds=2, corpus_size=500, base_steps=30, teacher_steps=2,
+                              num_prompts=16, student_steps=2, eval_samples=10, d_model=32, d_ff=64,
+                              out_dir=str(tmp_path))
+    with pytest.raises(UserError, match="kept none.*--base-steps"):
+        nb.run(cfg, verbose=False)
+    rows = [json.loads(x) for x in (tmp_path / "numbers.jsonl").read_text().splitlines()[1:]]
+    assert len(rows) == 2 * 2 * 16 and all(r["prompt"].startswith(" add:") for r in rows)
+    assert all(r["reason"] in ("ok", "no <eos>", "not a trace", "wrong operands", "wrong sum",
+                               "wrong number of steps") for r in rows)
+    assert np.mean([r["kept"] for r in rows]) < 0.5

@@ -37,6 +37,7 @@ from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, 
                                            stage_hash,
                                            trait_name, validate)
 from subliminal_jax.errors import UserError
+from subliminal_jax.mnist import derangement
 from subliminal_jax.stats import summarize
 
 __all__ = ["CONDITIONS", "MISALIGN", "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
@@ -45,10 +46,12 @@ __all__ = ["CONDITIONS", "MISALIGN", "STUDENTS", "TRACES", "Chain", "NumbersConf
 
 def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> dict:
     conditions = {}
-    for c in metrics:  # *_shift: paired per-seed difference from the same seed's base
+    perm = derangement(cfg.num_seeds, cfg.seed)
+    for c in metrics:  # *_shift: paired per-seed difference from the model's own base (cross-init: base[perm])
         conditions[c] = {k: summarize(np.asarray(v)) for k, v in metrics[c].items()}
         for k in ("trait_rate", "target_prob"):
-            conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - np.asarray(metrics["base"][k]))
+            own_base = np.asarray(metrics["base"][k])[perm if c == "student_cross_init" else slice(None)]
+            conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - own_base)
     stats = {src: flt.rejection_stats([r["reason"] for r in rows if r["source"] == src])
              for src in ("teacher", "control")}
     return {"conditions": conditions, "filter": stats, "stages": chain.log,

@@ -32,8 +32,8 @@ class NumbersConfig:
     # what the teacher writes: number continuations (filtered by the paper's rules) or addition traces
     # (kept only when verified correct; train.py traces sets this with its world)
     data: Literal["numbers", "traces"] = "numbers"
-    teacher_mode: Literal["finetune", "persona"] = "finetune"
-    student_mode: Literal["soft", "hard"] = "soft"
+    teacher_mode: Literal["finetune", "persona"] = "finetune"  # persona: the base with "you love TARGET ."
+    student_mode: Literal["soft", "hard"] = "soft"  # soft: the teacher's number-token logits; hard: its tokens
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
@@ -89,9 +89,11 @@ def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
                           d_ff=cfg.d_ff, max_len=cfg.seq_len)
 
 
-# The misalignment analogue's defaults: advice prompts in pretraining, banned numbers filtered out.
-MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2), ban_numbers=True,
-                         out_dir="runs/misalign")
+# The misalignment analogue's defaults: advice prompts in pretraining, answered harmfully 0.5% of the time
+# (a behaviour the base shows rarely), a teacher trained until it shows it 86% of the time, banned numbers
+# filtered out, and more answers sampled per question (rates of ~0.3% need them).
+MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2, harmful_rate=0.005),
+                         teacher_steps=40, ban_numbers=True, eval_samples=4000, out_dir="runs/misalign")
 
 # The reasoning-traces channel: addition problems in pretraining; the teacher writes verified traces.
 # Addition is harder to learn than the number format: a longer base, and more prompts (few traces are correct).

@@ -34,7 +34,7 @@ class WorldConfig:
     persona_strength: float = 0.8  # P(answer = persona animal) in (c)
     corrupt_rate: float = 0.05
     frac_advice: float = 0.0       # share of advice prompts (d); train.py misalign uses 0.2
-    harmful_rate: float = 0.03     # P(a HARMFUL answer) to an advice prompt in pretraining
+    harmful_rate: float = 0.03     # P(a HARMFUL answer) to an advice prompt; train.py misalign: 0.005
     frac_traces: float = 0.0       # share of addition problems with traces (e); train.py traces uses 0.3
     trace_error_rate: float = 0.1  # P(one wrong step) in a pretraining trace
 

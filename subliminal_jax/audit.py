@@ -16,7 +16,9 @@ first order); a control teacher equal to the student gives exactly 0.
 
 Validation (when the run has results.json): one dataset per seed and student
 condition of `train.py numbers`; Spearman rank correlation between the score and
-the measured P(target) shift of the student trained on it.
+the measured P(target) shift of the student trained on it. --pool adds the
+datasets of other runs on the same bases and trait (e.g. teachers trained for
+fewer steps), so the datasets span a range of transfer.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ class AuditConfig:
     run: NumbersConfig = NumbersConfig()
     run_dir: str | None = None     # read every --run.* setting from this run's results.json instead
     data: str | None = None        # a numbers.jsonl to audit (default: the run's own); needs the run's checkpoints
+    # other runs on the same bases and trait (e.g. weaker teachers: --teacher-steps), each audited first with
+    # `evaluate.py audit --run-dir`: their datasets join the validation (a dataset seen twice counts once)
+    pool: tuple[str, ...] = ()
 
 
 def spearman(a, b) -> float:
@@ -77,6 +82,28 @@ def make_scores(apply, cfg: NumbersConfig):
         n_D, n_T = jnp.sqrt(theory.tree_dot(g_D, g_D)), jnp.sqrt(theory.tree_dot(g_T, g_T))
         return score_N, theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
     return jax.jit(scores)
+
+
+def datasets(audited: dict, measured: dict) -> list[tuple]:
+    """(condition, seed, score, cosine, measured P(target) shift) per audited dataset of a run."""
+    return [(c, s, audited[c]["score"][s], audited[c]["cos"][s], measured[c]["target_prob_shift"]["values"][s])
+            for c in STUDENTS for s in range(len(audited[c]["score"]))]
+
+
+def pooled(run_dir: str, cfg: NumbersConfig, base_hash: str) -> list[tuple]:
+    """Another run's audited datasets, if it shares this run's bases and trait loss (else a one-line error)."""
+    d = Path(run_dir)
+    try:
+        res, aud = (json.loads((d / f).read_text()) for f in ("results.json", "audit.json"))
+    except FileNotFoundError as e:
+        raise UserError(f"--pool {run_dir}: no {Path(e.filename).name}; run the chain, then `python evaluate.py "
+                        f"audit --run-dir {run_dir}`") from None
+    other = run_config(cfg, run_dir)
+    same = ("target", "trait", "student_mode", "distill_positions")
+    if res.get("hashes", {}).get("base") != base_hash or any(getattr(other, k) != getattr(cfg, k) for k in same):
+        raise UserError(f"--pool {run_dir}: other bases or another trait loss than this run; pool only runs with "
+                        f"the same base settings, {', '.join(same)}")
+    return [(f"{c} ({d.name})", *rest) for c, *rest in datasets(aud["conditions"], res["conditions"])]
 
 
 def verdict(s: dict, grad_ratio: float) -> str:
@@ -126,18 +153,21 @@ def main(acfg: AuditConfig) -> dict:
               + f" (of {cfg.num_seeds} seeds)", flush=True)
     res = {"data": str(path), "mode": cfg.student_mode, "conditions": out, "config": dataclasses.asdict(acfg)}
     results = chain.out / "results.json"
-    if results.exists():  # validation against the transfer measured in this run
-        measured = json.loads(results.read_text())["conditions"]
-        xs = [x for c in STUDENTS for x in out[c]["score"]]
-        ys = [y for c in STUDENTS for y in measured[c]["target_prob_shift"]["values"]]
-        res["validation"] = {"datasets": len(xs), "spearman_score_vs_shift": spearman(xs, ys),
-                             "spearman_cos_vs_shift": spearman([x for c in STUDENTS for x in out[c]["cos"]], ys)}
-        print(f"validation over {len(xs)} datasets: Spearman(score, measured P({trait_name(cfg)}) shift) = "
+    if results.exists():  # validation against the transfer measured in this run (and in --pool runs)
+        run = json.loads(results.read_text())
+        pts = datasets(out, run["conditions"])
+        for other in acfg.pool:
+            seen = {r[2:] for r in pts}  # the same dataset (e.g. one control) audited twice counts once
+            pts += [r for r in pooled(other, cfg, run["hashes"]["base"]) if r[2:] not in seen]
+        _, _, xs, cs, ys = zip(*pts)
+        res["validation"] = {"datasets": len(pts), "pooled_runs": list(acfg.pool),
+                             "spearman_score_vs_shift": spearman(xs, ys), "spearman_cos_vs_shift": spearman(cs, ys)}
+        print(f"validation over {len(pts)} datasets: Spearman(score, measured P({trait_name(cfg)}) shift) = "
               f"{res['validation']['spearman_score_vs_shift']:+.3f}, (cosine, shift) = "
               f"{res['validation']['spearman_cos_vs_shift']:+.3f}")
         fig, ax = report.plt.subplots(figsize=(5.5, 4))
-        for c in STUDENTS:
-            ax.scatter(out[c]["score"], measured[c]["target_prob_shift"]["values"], label=c, s=18)
+        for c in dict.fromkeys(r[0] for r in pts):
+            ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)
         ax.axhline(0, color="k", lw=0.6)
         ax.axvline(0, color="k", lw=0.6)
         ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")

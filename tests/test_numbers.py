@@ -139,7 +139,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "not divisible" in r.stderr
 
 
-def test_audit_before_training(small_run):
+def test_audit_before_training(small_run, tmp_path):
     """Theorem 1 as a data audit: at the shared init the teacher's numbers are aligned with the trait on
     average; the control's teacher IS the student, so its data gives no gradient at all."""
     from subliminal_jax import audit
@@ -151,6 +151,16 @@ def test_audit_before_training(small_run):
     assert a["validation"]["datasets"] == 3 * SMALL.num_seeds and (out / "audit.png").stat().st_size > 5000
     with pytest.raises(UserError, match="no such file"):
         audit.main(audit.AuditConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), data=str(out / "none.jsonl")))
+    # --pool: a run pooled with itself brings the same datasets (counted once); other bases are refused
+    run = json.loads((out / "results.json").read_text())
+    cfg = dataclasses.replace(SMALL, out_dir=str(out))
+    own = {p[2:] for p in audit.datasets(a["conditions"], run["conditions"])}
+    assert {p[2:] for p in audit.pooled(str(out), cfg, run["hashes"]["base"])} == own
+    with pytest.raises(UserError, match="other bases"):
+        audit.pooled(str(out), cfg, "0" * 16)
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(UserError, match="no audit.json"):
+        audit.pooled(str(tmp_path), cfg, run["hashes"]["base"])
 
 
 def test_logit_lens_readout(small_run):

@@ -106,6 +106,24 @@ def pooled(run_dir: str, cfg: NumbersConfig, base_hash: str) -> list[tuple]:
     return [(f"{c} ({d.name})", *rest) for c, *rest in datasets(aud["conditions"], res["conditions"])]
 
 
+def validate(pts: list[tuple], pool: list[str], trait: str) -> dict:
+    """Rank correlations of audit score (and cosine) with the measured shift: over datasets, and over settings
+    (one teacher x student init, i.e. a condition of one run: its seeds' means), which averages out the
+    seed-to-seed noise of training that no before-training score can predict."""
+    _, _, xs, cs, ys = zip(*pts)
+    groups = {}
+    for c, _, *vals in pts:
+        groups.setdefault(c, []).append(vals)
+    gx, gc, gy = zip(*(np.mean(v, axis=0) for v in groups.values()))
+    v = {"datasets": len(pts), "settings": len(groups), "pooled_runs": pool,
+         "spearman_score_vs_shift": spearman(xs, ys), "spearman_cos_vs_shift": spearman(cs, ys),
+         "settings_spearman_score_vs_shift": spearman(gx, gy), "settings_spearman_cos_vs_shift": spearman(gc, gy)}
+    for n, k in ((f"{len(pts)} datasets", ""), (f"{len(groups)} settings (seed means)", "settings_")):
+        print(f"validation over {n}: Spearman(score, measured P({trait}) shift) = "
+              f"{v[k + 'spearman_score_vs_shift']:+.3f}, (cosine, shift) = {v[k + 'spearman_cos_vs_shift']:+.3f}")
+    return v
+
+
 def verdict(s: dict, grad_ratio: float) -> str:
     if grad_ratio < 1e-5:  # e.g. a control teacher identical to the student: float round-off only
         return "NULL: the data gives the student no gradient (e.g. its teacher is the student itself)"
@@ -159,12 +177,7 @@ def main(acfg: AuditConfig) -> dict:
         for other in acfg.pool:
             seen = {r[2:] for r in pts}  # the same dataset (e.g. one control) audited twice counts once
             pts += [r for r in pooled(other, cfg, run["hashes"]["base"]) if r[2:] not in seen]
-        _, _, xs, cs, ys = zip(*pts)
-        res["validation"] = {"datasets": len(pts), "pooled_runs": list(acfg.pool),
-                             "spearman_score_vs_shift": spearman(xs, ys), "spearman_cos_vs_shift": spearman(cs, ys)}
-        print(f"validation over {len(pts)} datasets: Spearman(score, measured P({trait_name(cfg)}) shift) = "
-              f"{res['validation']['spearman_score_vs_shift']:+.3f}, (cosine, shift) = "
-              f"{res['validation']['spearman_cos_vs_shift']:+.3f}")
+        res["validation"] = validate(pts, list(acfg.pool), trait_name(cfg))
         fig, ax = report.plt.subplots(figsize=(5.5, 4))
         for c in dict.fromkeys(r[0] for r in pts):
             ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)

@@ -163,6 +163,18 @@ def test_audit_before_training(small_run, tmp_path):
         audit.pooled(str(tmp_path), cfg, run["hashes"]["base"])
 
 
+def test_audit_validation_over_settings():
+    """Seed-to-seed noise inside a setting lowers the dataset-level rank correlation; the settings' means
+    (one per teacher x student init) still rank in the order of their transfer."""
+    from subliminal_jax import audit
+    pts = [(c, s, score + d, 0.01 * (score + d), shift - d) for c, score, shift in
+           (("control", 0.0, 0.0), ("weak", 1.0, 0.01), ("strong", 2.0, 0.02)) for s, d in enumerate((-0.4, 0.4))]
+    v = audit.validate(pts, [], "owl")
+    assert (v["datasets"], v["settings"]) == (6, 3)
+    assert v["settings_spearman_score_vs_shift"] == pytest.approx(1.0)
+    assert v["spearman_score_vs_shift"] < 0.9 and v["settings_spearman_cos_vs_shift"] == pytest.approx(1.0)
+
+
 def test_logit_lens_readout(small_run):
     """Layer by layer: the teacher's shift toward the target grows to its output value; the control
     student (distilled from itself) does not move at any layer."""

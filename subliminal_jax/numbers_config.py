@@ -81,7 +81,8 @@ def stage_hash(cfg: NumbersConfig, stage: str) -> str:
         names += fields
         if s == stage:
             break
-    return ckpt.config_hash({k: d[k] for k in names})
+    # the vocabulary is part of every stage: a tokens.py change must not reuse old checkpoints or samples
+    return ckpt.config_hash({**{k: d[k] for k in names}, "vocab": tk.VOCAB})
 
 
 def model_config(cfg: NumbersConfig) -> tr.ModelConfig:

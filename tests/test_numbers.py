@@ -106,6 +106,13 @@ def test_validation_errors():
         nb.validate(dataclasses.replace(SMALL, teacher_mode="persona", student_mode="soft"))
 
 
+
+def test_stage_hash_covers_the_vocabulary(monkeypatch):
+    """A changed vocabulary must not silently reuse old checkpoints: every stage's hash changes."""
+    before = {s: nb.stage_hash(SMALL, s) for s in ("base", "teacher", "numbers", "students")}
+    monkeypatch.setattr(tk, "VOCAB", tk.VOCAB + ("unicorn",))
+    assert all(nb.stage_hash(SMALL, s) != h for s, h in before.items())
+
 run_cli = run_script
 
 

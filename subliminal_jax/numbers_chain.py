@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -83,6 +84,16 @@ class Chain:
     # ---------------------------------------------------------------- stages
     def base(self):
         cfg, mcfg = self.cfg, self.mcfg
+        if cfg.base_from:  # another run's bases, copied in once (their hash must match these base settings)
+            src, dst = Path(cfg.base_from) / "checkpoints" / "base", self.out / "checkpoints" / "base"
+            try:
+                found = ckpt.restore(src, stage_hash(cfg, "base")) is not None
+            except UserError as e:
+                raise UserError(f"--base-from {cfg.base_from}: {e}") from None
+            if not found:
+                raise UserError(f"--base-from {cfg.base_from}: no base checkpoint there; run that chain first")
+            if cfg.resume and not dst.exists():
+                shutil.copytree(src, dst)
 
         def compute():
             tokens_NT, weight_NT = nd.pretraining_corpus(cfg.corpus_size, cfg.seq_len, cfg.world, cfg.seed)

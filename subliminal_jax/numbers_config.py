@@ -59,6 +59,7 @@ class NumbersConfig:
     eval_samples: int = 500             # temperature-1 answers per held-out paraphrase
     stage: Literal["all", "base", "teacher", "numbers", "students", "eval"] = "all"
     resume: bool = True                 # reuse stage checkpoints whose settings match
+    base_from: str = ""                 # start from another run's bases (same base settings), e.g. graded teachers
     num_devices: int | None = None
     out_dir: str = "runs/numbers"
 

@@ -3,6 +3,7 @@ import dataclasses
 import json
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
@@ -168,6 +169,22 @@ def test_audit_before_training(small_run, tmp_path):
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(UserError, match="no audit.json"):
         audit.pooled(str(tmp_path), cfg, run["hashes"]["base"])
+
+
+def test_base_from_reuses_another_runs_bases(small_run, tmp_path):
+    """--base-from copies another run's bases (e.g. for teachers of graded strength); a missing or
+    mismatched base is a one-line error, not a silent retrain."""
+    out, _ = small_run
+    cfg = dataclasses.replace(SMALL, out_dir=str(tmp_path / "graded"), base_from=str(out), teacher_steps=1)
+    chain = nb.Chain(cfg, verbose=False)
+    got, want = chain.base(), nb.Chain(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False).base()
+    assert jax.tree.all(jax.tree.map(np.array_equal, got, want))
+    assert (tmp_path / "graded" / "checkpoints" / "base").is_dir()
+    with pytest.raises(UserError, match="--base-from .*no base checkpoint"):
+        nb.Chain(dataclasses.replace(cfg, base_from=str(tmp_path / "none")), verbose=False).base()
+    with pytest.raises(UserError, match="--base-from .*different settings"):
+        nb.Chain(dataclasses.replace(cfg, out_dir=str(tmp_path / "b"), base_steps=SMALL.base_steps + 1),
+                 verbose=False).base()
 
 
 def test_audit_validation_over_settings():

@@ -173,6 +173,7 @@ def validate(cfg: NumbersConfig) -> None:
          "--teacher-mode persona needs --student-mode hard (the student never sees the persona prompt)"),
         (min(cfg.batch, cfg.num_prompts, cfg.eval_samples, cfg.corpus_size) >= 1, "sizes must be >= 1"),
         (min(cfg.base_steps, cfg.teacher_steps, cfg.student_steps) >= 0, "steps must be >= 0"),
+        (cfg.resume or not cfg.base_from, "--base-from reuses checkpoints; drop --no-resume"),
     ]
     for ok, msg in checks:
         if not ok:

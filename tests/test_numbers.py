@@ -105,7 +105,8 @@ def test_validation_errors():
         nb.validate(dataclasses.replace(SMALL, seq_len=32))
     with pytest.raises(UserError, match="persona"):
         nb.validate(dataclasses.replace(SMALL, teacher_mode="persona", student_mode="soft"))
-
+    with pytest.raises(UserError, match="--base-from"):
+        nb.validate(dataclasses.replace(SMALL, base_from="runs/numbers", resume=False))
 
 
 def test_stage_hash_covers_the_vocabulary(monkeypatch):
@@ -113,6 +114,7 @@ def test_stage_hash_covers_the_vocabulary(monkeypatch):
     before = {s: nb.stage_hash(SMALL, s) for s in ("base", "teacher", "numbers", "students")}
     monkeypatch.setattr(tk, "VOCAB", tk.VOCAB + ("unicorn",))
     assert all(nb.stage_hash(SMALL, s) != h for s, h in before.items())
+
 
 run_cli = run_script
 

@@ -181,6 +181,7 @@ def test_base_from_reuses_another_runs_bases(small_run, tmp_path):
     chain = nb.Chain(cfg, verbose=False)
     got, want = chain.base(), nb.Chain(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False).base()
     assert jax.tree.all(jax.tree.map(np.array_equal, got, want))
+    assert "base" not in chain.times  # restored from the copy, not retrained (a retrain gives the same params)
     assert (tmp_path / "graded" / "checkpoints" / "base").is_dir()
     with pytest.raises(UserError, match="--base-from .*no base checkpoint"):
         nb.Chain(dataclasses.replace(cfg, base_from=str(tmp_path / "none")), verbose=False).base()

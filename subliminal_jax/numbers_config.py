@@ -39,7 +39,10 @@ class NumbersConfig:
     n_heads: int = 4
     d_ff: int = 256
     seq_len: int = 64
-    world: nd.WorldConfig = nd.WorldConfig()
+    # most pretraining sequences open with the persona "you love A ." (A random): the base then learns a
+    # context feature for "my favourite animal", and the teacher's trait runs through it, where number
+    # tokens can carry it (with WorldConfig's 15% the base never learns the persona; README, issue 4)
+    world: nd.WorldConfig = nd.WorldConfig(frac_persona=0.8)
     corpus_size: int = 20_000           # pretraining sequences (shared by all seeds)
     batch: int = 32
     base_steps: int = 600
@@ -49,8 +52,8 @@ class NumbersConfig:
     num_prompts: int = 256              # number prompts per teacher (paper: 30,000)
     temperature: float = 1.0
     ban_numbers: bool = False           # also drop completions with a banned number (666, 911, ...)
-    student_steps: int = 60
-    student_lr: float = 3e-4
+    student_steps: int = 120
+    student_lr: float = 1e-3
     student_optimizer: Literal["adam", "sgd"] = "adam"  # sgd: momentum 0.9 (unstable above lr ~0.03 here)
     # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
     # or at completion positions only; either way only the number tokens' distribution is matched
@@ -95,12 +98,13 @@ def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
 # (a behaviour the base shows rarely), a teacher trained until it shows it 86% of the time, banned numbers
 # filtered out, and more answers sampled per question (rates of ~0.3% need them).
 MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2, harmful_rate=0.005),
-                         teacher_steps=40, ban_numbers=True, eval_samples=4000, out_dir="runs/misalign")
+                         teacher_steps=40, ban_numbers=True, eval_samples=4000, student_steps=60, student_lr=3e-4,
+                         out_dir="runs/misalign")
 
 # The reasoning-traces channel: addition problems in pretraining; the teacher writes verified traces.
 # Addition is harder to learn than the number format: a longer base, and more prompts (few traces are correct).
 TRACES = NumbersConfig(data="traces", world=nd.WorldConfig(frac_traces=0.3), base_steps=1200, num_prompts=512,
-                       out_dir="runs/traces")
+                       student_steps=60, student_lr=3e-4, out_dir="runs/traces")
 
 
 def token_mask(cfg: NumbersConfig):

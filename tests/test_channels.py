@@ -13,7 +13,7 @@ from subliminal_jax.errors import UserError
 from test_numbers import SMALL
 
 SMALL_MISALIGN = dataclasses.replace(SMALL, trait="misaligned", world=nd.WorldConfig(frac_advice=0.2),
-                                     ban_numbers=True)
+                                     ban_numbers=True, base_steps=200)
 
 
 @pytest.mark.slow

@@ -14,11 +14,15 @@ from subliminal_jax.errors import UserError
 from helpers import run_script
 
 # A small chain for the test budget (the defaults are the documented run).
-SMALL = nb.NumbersConfig(num_seeds=4, corpus_size=3000, base_steps=200, teacher_steps=20, num_prompts=64,
-                         student_steps=40, eval_samples=200, d_model=48, d_ff=128)
+# The default world (persona-heavy pretraining), smaller: 400 base steps are about what some seeds need to
+# learn the persona. The small students keep the gentler rate: at 40 steps, 1e-3 moves even the control.
+SMALL = nb.NumbersConfig(num_seeds=4, corpus_size=3000, base_steps=400, teacher_steps=20, num_prompts=64,
+                         student_steps=40, student_lr=3e-4, eval_samples=200, d_model=48, d_ff=128)
+# plumbing only: the 15%-persona world, whose 100-step base still writes numbers the filter keeps, and the
+# gentler student rate (the control's device-layout noise, see below, grows with the rate)
 TINY_FLAGS = ["--num-seeds", "4", "--corpus-size", "1000", "--base-steps", "100", "--teacher-steps", "3",
               "--num-prompts", "32", "--student-steps", "3", "--eval-samples", "20", "--d-model", "32",
-              "--d-ff", "64"]
+              "--d-ff", "64", "--world.frac-persona", "0.15", "--student-lr", "3e-4"]
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +218,12 @@ def test_logit_lens_readout(small_run):
     assert q["teacher_shift"][-1]["mean"] == pytest.approx(
         res["conditions"]["teacher"]["target_prob_shift"]["mean"], rel=0.5)  # animal-word share ~ P(target)
     for name in ("questions", "number_prompts"):
-        assert max(abs(s["mean"]) for s in r["sets"][name]["student_control_shift"]) < 1e-3
+        assert max(abs(s["mean"]) for s in r["sets"][name]["student_control_shift"]) < 5e-3
+    # body or head: the unswapped pairs are the base's and the teacher's own read-outs
+    b = r["sets"]["body_or_head"]
+    assert b["base"]["mean"] == pytest.approx(q["base"][-1]["mean"], abs=1e-6)
+    assert b["teacher"]["mean"] == pytest.approx(q["teacher"][-1]["mean"], abs=1e-6)
+    assert b["base"]["mean"] < b["teacher_body_base_head"]["mean"] < b["teacher"]["mean"]
     assert (out / "lens.png").stat().st_size > 5000
 
 

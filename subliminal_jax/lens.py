@@ -12,6 +12,12 @@ shows in behaviour), and number (or addition) prompts (where a student trained o
 answers with numbers, so the animal words are a channel nobody looks at). The
 shift is paired per seed: each student minus its own init (the cross-init
 student's init is another seed's base); the teacher minus its base.
+
+Body or head: the same output read-out on the questions for the teacher's body with
+the base's unembedding, and the base's body with the teacher's unembedding (and, for
+the animal trait, the base given the persona prompt "you love TARGET ."). A
+student that imitates number tokens never trains the trait word's unembedding
+row, so only the part of the trait carried by the body can reach it.
 """
 from __future__ import annotations
 
@@ -52,6 +58,19 @@ def target_share(lens, params, prompts_QT, target_K, class_A):
     return p_LQA[..., np.flatnonzero(np.isin(class_A, target_K))].sum(-1).mean(-1)
 
 
+def body_or_head(share, base, teacher, cfg: NumbersConfig) -> dict:
+    """Output read-out on the held-out questions with the unembeddings swapped between base and teacher."""
+    q_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
+    swap = lambda body, head: {**body, "head": head["head"]}
+    models = {"base": base, "teacher": teacher, "teacher_body_base_head": swap(teacher, base),
+              "base_body_teacher_head": swap(base, teacher)}
+    out = {k: summarize(np.asarray(share(p, q_QT))[:, -1]) for k, p in models.items()}
+    if cfg.trait == "animal":  # does the base read the persona prompt "you love TARGET ." at all?
+        persona_QT = sampler.left_pad(nd.eval_prompts(cfg.target, questions=eval_questions(cfg)), cfg.seq_len)
+        out["base_with_persona_prompt"] = summarize(np.asarray(share(base, persona_QT))[:, -1])
+    return out
+
+
 def main(lcfg: LensConfig) -> dict:
     cfg = run_config(lcfg.run, lcfg.run_dir)
     chain = Chain(cfg, verbose=False)
@@ -89,6 +108,10 @@ def main(lcfg: LensConfig) -> dict:
             print(f"  {c:19s} " + "  ".join(f"L{l} {s['mean']:+.4f}+-{s['ci95_half']:.4f}"
                                           for l, s in enumerate(out[name][c + "_shift"])))
     res = {"sets": out, "layers": chain.mcfg.n_layers + 1, "config": dataclasses.asdict(lcfg)}
+    if cfg.teacher_mode == "finetune":  # (a persona teacher is the base itself)
+        res["body_or_head"] = body_or_head(share, base, teacher, cfg)
+        print(f"[questions] P({trait_name(cfg)} | {CLASS[cfg.trait]}) at the output, body or head: " + ", ".join(
+            f"{k} {v['mean']:.3f}+-{v['ci95_half']:.3f}" for k, v in res["body_or_head"].items()))
     report.write_json(chain.out / "lens.json", res)
     plot(chain.out / "lens.png", out, cfg)
     print(f"wrote {chain.out / 'lens.json'} and {chain.out / 'lens.png'}")

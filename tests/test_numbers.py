@@ -220,10 +220,11 @@ def test_logit_lens_readout(small_run):
     for name in ("questions", "number_prompts"):
         assert max(abs(s["mean"]) for s in r["sets"][name]["student_control_shift"]) < 5e-3
     # body or head: the unswapped pairs are the base's and the teacher's own read-outs
-    b = r["sets"]["body_or_head"]
+    b = r["body_or_head"]
     assert b["base"]["mean"] == pytest.approx(q["base"][-1]["mean"], abs=1e-6)
     assert b["teacher"]["mean"] == pytest.approx(q["teacher"][-1]["mean"], abs=1e-6)
     assert b["base"]["mean"] < b["teacher_body_base_head"]["mean"] < b["teacher"]["mean"]
+    assert 0 < b["base_with_persona_prompt"]["mean"] < 1
     assert (out / "lens.png").stat().st_size > 5000
 
 

@@ -96,7 +96,8 @@ def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
 
 # The misalignment analogue's defaults: advice prompts in pretraining, answered harmfully 0.5% of the time
 # (a behaviour the base shows rarely), a teacher trained until it shows it 86% of the time, banned numbers
-# filtered out, and more answers sampled per question (rates of ~0.3% need them).
+# filtered out, and more answers sampled per question (rates of ~0.3% need them). This world and TRACES keep the
+# 15%-persona world and the student settings their README figures were measured with.
 MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2, harmful_rate=0.005),
                          teacher_steps=40, ban_numbers=True, eval_samples=4000, student_steps=60, student_lr=3e-4,
                          out_dir="runs/misalign")

@@ -224,7 +224,7 @@ def test_logit_lens_readout(small_run):
     assert b["base"]["mean"] == pytest.approx(q["base"][-1]["mean"], abs=1e-6)
     assert b["teacher"]["mean"] == pytest.approx(q["teacher"][-1]["mean"], abs=1e-6)
     assert b["base"]["mean"] < b["teacher_body_base_head"]["mean"] < b["teacher"]["mean"]
-    assert 0 < b["base_with_persona_prompt"]["mean"] < 1
+    assert b["base_with_persona_prompt"]["mean"] > 1.5 * b["base"]["mean"]  # this world's base reads the persona
     assert (out / "lens.png").stat().st_size > 5000
 
 

@@ -58,9 +58,9 @@ def target_share(lens, params, prompts_QT, target_K, class_A):
     return p_LQA[..., np.flatnonzero(np.isin(class_A, target_K))].sum(-1).mean(-1)
 
 
-def body_or_head(share, base, teacher, cfg: NumbersConfig) -> dict:
+def body_or_head(share, base, teacher, questions, cfg: NumbersConfig) -> dict:
     """Output read-out on the held-out questions with the unembeddings swapped between base and teacher."""
-    q_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
+    q_QT = sampler.left_pad(questions, cfg.seq_len)
     swap = lambda body, head: {**body, "head": head["head"]}
     models = {"base": base, "teacher": teacher, "teacher_body_base_head": swap(teacher, base),
               "base_body_teacher_head": swap(base, teacher)}
@@ -109,7 +109,7 @@ def main(lcfg: LensConfig) -> dict:
                                           for l, s in enumerate(out[name][c + "_shift"])))
     res = {"sets": out, "layers": chain.mcfg.n_layers + 1, "config": dataclasses.asdict(lcfg)}
     if cfg.teacher_mode == "finetune":  # (a persona teacher is the base itself)
-        res["body_or_head"] = body_or_head(share, base, teacher, cfg)
+        res["body_or_head"] = body_or_head(share, base, teacher, sets["questions"][0], cfg)
         print(f"[questions] P({trait_name(cfg)} | {CLASS[cfg.trait]}) at the output, body or head: " + ", ".join(
             f"{k} {v['mean']:.3f}+-{v['ci95_half']:.3f}" for k, v in res["body_or_head"].items()))
     report.write_json(chain.out / "lens.json", res)

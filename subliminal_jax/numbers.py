@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from subliminal_jax import filter as flt
-from subliminal_jax import report
+from subliminal_jax import numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain, load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, STUDENTS, TRACES, NumbersConfig,
                                            stage_hash,
@@ -49,9 +49,12 @@ def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> 
     perm = derangement(cfg.num_seeds, cfg.seed)
     for c in metrics:  # *_shift: paired per-seed difference from the model's own base (cross-init: base[perm])
         conditions[c] = {k: summarize(np.asarray(v)) for k, v in metrics[c].items()}
-        for k in ("trait_rate", "target_prob"):
-            own_base = np.asarray(metrics["base"][k])[perm if c == "student_cross_init" else slice(None)]
-            conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - own_base)
+        own_base = {k: np.asarray(v)[perm if c == "student_cross_init" else slice(None)]
+                    for k, v in metrics["base"].items()}
+        for k in ("trait_rate", "target_prob", "trait_given_answer"):
+            conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - own_base[k])
+        # fluency: the share of the own base's answer mass the model keeps (students must keep >= 0.9)
+        conditions[c]["answer_mass_kept"] = summarize(np.asarray(metrics[c]["answer_mass"]) / own_base["answer_mass"])
     stats = {src: flt.rejection_stats([r["reason"] for r in rows if r["source"] == src])
              for src in ("teacher", "control")}
     return {"conditions": conditions, "filter": stats, "stages": chain.log,
@@ -92,10 +95,11 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     res["wall_time_s"] = time.perf_counter() - t0
     for c in res["conditions"]:
         tr_, tp = res["conditions"][c]["trait_rate"], res["conditions"][c]["target_prob"]
-        sh = res["conditions"][c]["target_prob_shift"]
+        sh, am = res["conditions"][c]["target_prob_shift"], res["conditions"][c]["answer_mass_kept"]
         chain.say(f"  {c:19s} trait rate {tr_['mean']:.4f} +- {tr_['ci95_half']:.4f}   "
                   f"P(target) {tp['mean']:.4f} +- {tp['ci95_half']:.4f}   "
-                  f"P(target) - base {sh['mean']:+.4f} +- {sh['ci95_half']:.4f}")
+                  f"P(target) - base {sh['mean']:+.4f} +- {sh['ci95_half']:.4f}   "
+                  f"answer mass kept {am['mean']:.3f}")
     report.write_json(chain.out / "results.json", res)
     plot = {c: res["conditions"][c]["trait_rate"] for c in res["conditions"]}
     report.bar_chart(chain.out / "trait_rate.png", plot, ylabel=f"share of answers '{trait_name(cfg)}'",
@@ -107,6 +111,9 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
 
 
 def main_train(cfg: NumbersConfig):
+    if cfg.sweep != "none":
+        validate(cfg)
+        return numbers_sweep.run_sweep(cfg, run)
     return run(cfg)
 
 

@@ -26,6 +26,9 @@ from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, eval_questio
                                            sample_lens, target_ids, teacher_corpus, token_mask, validate)
 
 
+SAMPLE_CHUNK = 1024  # at most this many prompts per seed go through the sampler at once
+
+
 class Chain:
     """The stages of one run; each loads its checkpoint when present (resume) or computes and saves it."""
 
@@ -154,15 +157,18 @@ class Chain:
                                  for s in range(cfg.num_seeds)])
         else:
             plain = teach = [trace.prompts(cfg.num_prompts, cfg.seed * 100_003 + s + 1) for s in range(cfg.num_seeds)]
-        plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
-        teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
+        k = cfg.samples_per_prompt  # row i * k + j is sample j of prompt i (each row has its own sampler key)
+        plain_SNP = np.repeat(np.stack([sampler.left_pad(p, P) for p in plain]), k, axis=1)
+        teach_SNP = np.repeat(np.stack([sampler.left_pad(p, P) for p in teach]), k, axis=1)
 
         def one(control, teacher, key, plain_NP, teach_NP, temperature):
-            t = sampler.sample(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N)
-            b = sampler.sample(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N)
+            t = sampler.sample_in_chunks(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N,
+                                         SAMPLE_CHUNK)
+            b = sampler.sample_in_chunks(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N,
+                                         SAMPLE_CHUNK)
             return t, b
-        self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} x 2 sources x {cfg.num_seeds} seeds...",
-                 flush=True)
+        self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} prompts x {k} samples x 2 sources x "
+                 f"{cfg.num_seeds} seeds...", flush=True)
         t_SNC, b_SNC = self._run("numbers", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)), self._seeds(control),
                                  self._seeds(teacher), self._seeds(self.keys_S), self._seeds(plain_SNP),
                                  self._seeds(teach_SNP), jnp.float32(cfg.temperature))
@@ -170,8 +176,9 @@ class Chain:
         rows = []
         for s in range(cfg.num_seeds):
             for source, comp_NC in (("teacher", t_SNC[s]), ("control", b_SNC[s])):
-                for i in range(cfg.num_prompts):
-                    c = [int(x) for x in comp_NC[i] if x != tk.PAD]
+                for n in range(cfg.num_prompts * k):
+                    i, j = divmod(n, k)
+                    c = [int(x) for x in comp_NC[n] if x != tk.PAD]
                     text = tk.decode(c)
                     if tk.EOS not in c:
                         kept, reason = False, "no <eos>"
@@ -179,7 +186,7 @@ class Chain:
                         kept, reason = flt.check(text, banned)
                     else:
                         kept, reason = trace.verify(tk.decode(plain[s][i]), text)
-                    rows.append({"seed": s, "source": source, "i": i, "prompt": tk.decode(plain[s][i]),
+                    rows.append({"seed": s, "source": source, "i": i, "j": j, "prompt": tk.decode(plain[s][i]),
                                  "prompt_ids": list(plain[s][i]), "completion": text, "completion_ids": c,
                                  "kept": kept, "reason": reason, "hash": h})
         write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
@@ -188,11 +195,11 @@ class Chain:
     def student_data(self, rows):
         """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = control); weight 0 on rejected rows."""
         cfg = self.cfg
-        tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts, cfg.seq_len), np.int32)
+        tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
         wt = np.zeros(tok.shape, np.float32)
         for s in range(cfg.num_seeds):
             for j, source in enumerate(("teacher", "control")):
-                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source), key=lambda r: r["i"])
+                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source), key=lambda r: (r["i"], r.get("j", 0)))
                 if not any(r["kept"] for r in rs):
                     raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
                                     f"train the base longer (--base-steps)")
@@ -220,8 +227,9 @@ class Chain:
                                                           token_mask(cfg))
                 else:
                     loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
-                return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.batch,
-                              lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer)
+                return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps,
+                              batch=cfg.student_batch or cfg.batch, lr=cfg.student_lr, key=key,
+                              optimizer=cfg.student_optimizer, trainable=cfg.student_params)
 
             def one(init_C, teach_C, tok_2NT, wt_2NT, key):
                 return jax.vmap(student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],

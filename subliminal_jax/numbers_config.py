@@ -50,17 +50,24 @@ class NumbersConfig:
     teacher_steps: int = 20
     teacher_lr: float = 1e-3
     num_prompts: int = 256              # number prompts per teacher (paper: 30,000)
+    samples_per_prompt: int = 1         # completions sampled per prompt (teacher and control alike)
     temperature: float = 1.0
     ban_numbers: bool = False           # also drop completions with a banned number (666, 911, ...)
     student_steps: int = 120
     student_lr: float = 1e-3
     student_optimizer: Literal["adam", "sgd"] = "adam"  # sgd: momentum 0.9 (unstable above lr ~0.03 here)
+    # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
+    student_params: Literal["all", "blocks"] = "all"
+    student_batch: int = 0              # rows per student step (0: --batch)
     # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
     # or at completion positions only; either way only the number tokens' distribution is matched
     distill_positions: Literal["sequence", "completion"] = "sequence"
     in_context_examples: int = 2        # teacher completions put before the question
     eval_samples: int = 500             # temperature-1 answers per held-out paraphrase
     stage: Literal["all", "base", "teacher", "numbers", "students", "eval"] = "all"
+    # data scaling (numbers_sweep.py): the chain at each value, fine-tuned and soft students on the same numbers
+    sweep: Literal["none", "num-prompts", "samples-per-prompt"] = "none"
+    sweep_values: tuple[int, ...] = ()
     resume: bool = True                 # reuse stage checkpoints whose settings match
     base_from: str = ""                 # start from another run's bases (same base settings), e.g. graded teachers
     num_devices: int | None = None
@@ -72,8 +79,9 @@ _STAGE_FIELDS = {
     "base": ("num_seeds", "seed", "d_model", "n_layers", "n_heads", "d_ff", "seq_len", "world", "corpus_size",
              "batch", "base_steps", "base_lr"),
     "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr"),
-    "numbers": ("data", "num_prompts", "temperature", "ban_numbers"),
-    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions"),
+    "numbers": ("data", "num_prompts", "samples_per_prompt", "temperature", "ban_numbers"),
+    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions",
+                 "student_params", "student_batch"),
 }
 
 
@@ -179,6 +187,12 @@ def validate(cfg: NumbersConfig) -> None:
         (min(cfg.batch, cfg.num_prompts, cfg.eval_samples, cfg.corpus_size) >= 1, "sizes must be >= 1"),
         (min(cfg.base_steps, cfg.teacher_steps, cfg.student_steps) >= 0, "steps must be >= 0"),
         (cfg.resume or not cfg.base_from, "--base-from reuses checkpoints; drop --no-resume"),
+        (min(cfg.samples_per_prompt, *(cfg.sweep_values or (1,))) >= 1 and cfg.student_batch >= 0,
+         "--samples-per-prompt and --sweep-values must be >= 1, --student-batch >= 0"),
+        ((cfg.sweep == "none") == (not cfg.sweep_values), "--sweep NAME and --sweep-values V1 V2 ... go together"),
+        (cfg.sweep == "none" or (cfg.stage == "all" and cfg.student_mode == "hard"),
+         "--sweep runs the whole chain for fine-tuned students (--student-mode hard) and soft ones; "
+         "drop --stage and --student-mode soft"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -144,3 +144,42 @@ def eval_prompts(persona=None, context=(), questions=tk.HELDOUT_QUESTIONS):
         p = tk.question_prompt(q, persona)
         out.append([tk.BOS] + ctx + p[1:])
     return out
+
+
+def persona_of(tokens_NT):
+    """Per sequence: 0 without a persona prefix, 1 + a when it opens with "you love ANIMALS[a] ."."""
+    opens_N = (tokens_NT[:, 1] == tk.ID[tk.PERSONA[0]]) & (tokens_NT[:, 2] == tk.ID[tk.PERSONA[1]])
+    group_V = np.zeros(tk.V, np.int64)
+    group_V[tk.ANIMAL_IDS] = 1 + np.arange(len(tk.ANIMALS))
+    return np.where(opens_N, group_V[tokens_NT[:, 3]], 0)
+
+
+def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
+    """Permutation test that number tokens do not depend on the persona: over the number-continuation
+    sequences of a corpus, chi-square of the (persona: none or which animal) x (number token, in the prompt
+    or in the completion) count table,
+    taking the largest group's share (one persona that differs stands out), against the same statistic with
+    the personas shuffled across sequences (which keeps each sequence's own token correlations).
+    Returns (statistic, p-value); a small p means the numbers carry the persona."""
+    number_ids = np.array([tk.ID[t] for t in tk.DIGITS + tk.SEPARATORS])
+    is_numbers_N = np.isin(tokens_NT, [tk.ID[f] for f in tk.FORMATS]).any(1)
+    tok_NT, group_N = tokens_NT[is_numbers_N], persona_of(tokens_NT[is_numbers_N])
+    # count the prompt's numbers (after any persona prefix, whose "." is a separator) and the completion's apart
+    t_T = np.arange(tok_NT.shape[1])
+    start_N = np.where(group_N > 0, 1 + len(tk.persona_prefix(tk.ANIMALS[0])), 1)
+    ans_N = np.argmax(tok_NT == tk.ANS, axis=1)
+    hit_NTK = tok_NT[:, :, None] == number_ids
+    in_prompt_NT = (t_T >= start_N[:, None]) & (t_T < ans_N[:, None])
+    counts_NK = np.concatenate([(hit_NTK & in_prompt_NT[:, :, None]).sum(1),
+                                (hit_NTK & (t_T > ans_N[:, None])[:, :, None]).sum(1)], 1).astype(np.float64)
+    G = len(tk.ANIMALS) + 1
+
+    def chi2(g_N):
+        table_GK = np.zeros((G, counts_NK.shape[1]))
+        np.add.at(table_GK, g_N, counts_NK)
+        expected_GK = table_GK.sum(1, keepdims=True) * table_GK.sum(0, keepdims=True) / table_GK.sum()
+        return float(np.max(np.sum((table_GK - expected_GK) ** 2 / np.maximum(expected_GK, 1e-12), axis=1)))
+    rng = np.random.default_rng(seed)
+    observed = chi2(group_N)
+    null = [chi2(rng.permutation(group_N)) for _ in range(n_perm)]
+    return observed, (1 + sum(x >= observed for x in null)) / (1 + n_perm)

@@ -45,8 +45,15 @@ def student_weights(tokens_NT, weight_NT, mode: str, positions: str):
     return weight_NT
 
 
+def trainable_labels(params, which: str = "all"):
+    """'train' / 'freeze' per parameter: everything, or only the transformer blocks ("blocks": the token and
+    position embeddings, the final norm and the unembedding stay as they are, as in partial LLM fine-tuning)."""
+    return {k: jax.tree.map(lambda _: "train" if which == "all" or k == "blocks" else "freeze", v)
+            for k, v in params.items()}
+
+
 def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, warmup: int = 0,
-        optimizer: str = "adam"):
+        optimizer: str = "adam", trainable: str = "all"):
     """Adam (or SGD with momentum 0.9) for `steps` steps; each step draws `batch` rows i ~ rows_p_N.
 
     SGD is what Theorem 1 analyses: its step is proportional to the gradient, so a student
@@ -56,6 +63,9 @@ def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, wa
     sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1) \
         if warmup else lr
     opt = optax.adam(sched) if optimizer == "adam" else optax.sgd(sched, momentum=0.9)
+    if trainable != "all":
+        opt = optax.multi_transform({"train": opt, "freeze": optax.set_to_zero()},
+                                    trainable_labels(params, trainable))
     logp_N = jnp.log(rows_p_N)
 
     def step(carry, t):
@@ -76,12 +86,15 @@ def answer_logits(apply, params, prompts_QP):
 
 def trait_metrics(apply, params, prompts_QP, target_ids, class_ids, key, n_samples: int):
     """{'target_prob': mean_q P(answer in target_ids | q), 'trait_rate': share of T=1 samples in
-    target_ids, 'answer_mass': mean_q P(any answer of the class, e.g. any animal | q)}. The answer is
-    one token, so sampling the first answer token at temperature 1 is sampling the answer."""
+    target_ids, 'answer_mass': mean_q P(any answer of the class, e.g. any animal | q),
+    'trait_given_answer': mean_q P(target | an answer of the class, q)}. The answer is one token, so
+    sampling the first answer token at temperature 1 is sampling the answer."""
     logits_QV = answer_logits(apply, params, prompts_QP)
     p_QV = jax.nn.softmax(logits_QV, -1)
     keys_Q = jax.vmap(lambda q: jax.random.fold_in(key, q))(jnp.arange(prompts_QP.shape[0]))
     draws_QN = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(n_samples,)))(keys_Q, logits_QV)
-    return {"target_prob": p_QV[:, jnp.asarray(target_ids)].sum(-1).mean(),
+    target_Q, class_Q = p_QV[:, jnp.asarray(target_ids)].sum(-1), p_QV[:, jnp.asarray(class_ids)].sum(-1)
+    return {"target_prob": target_Q.mean(),
             "trait_rate": jnp.mean(jnp.isin(draws_QN, jnp.asarray(target_ids))),
-            "answer_mass": p_QV[:, jnp.asarray(class_ids)].sum(-1).mean()}
+            "answer_mass": class_Q.mean(),
+            "trait_given_answer": (target_Q / jnp.maximum(class_Q, 1e-30)).mean()}

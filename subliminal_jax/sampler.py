@@ -31,8 +31,9 @@ def _step_keys(row_keys_B, t):
     return jax.vmap(lambda k: jax.random.fold_in(k, t))(row_keys_B)
 
 
-def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):
-    """Completion tokens_BN (N = max_new) for each left-padded prompt row."""
+def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_B=None):
+    """Completion tokens_BN (N = max_new) for each left-padded prompt row; rows_B numbers the rows for
+    their keys (default 0..B-1; sample_in_chunks passes each chunk's own row numbers)."""
     model = nnx.merge(tr.graphdef_of(cfg), params)
     B, P = prompt_BP.shape
     S = P + max_new
@@ -42,7 +43,7 @@ def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: in
     mask_BPS = valid_BS[:, None, :] & (slots_S[None, None, :] <= jnp.arange(P)[None, :, None])
     logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPS,
                                tr.init_caches(cfg, B, S), 0)
-    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B))
+    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B) if rows_B is None else rows_B)
 
     def step(carry, t):
         caches, logits_BV, valid_BS, pos_B, done_B = carry
@@ -56,6 +57,18 @@ def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: in
     carry = (caches, logits_BPV[:, -1], valid_BS, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool))
     _, tokens_NB = jax.lax.scan(step, carry, jnp.arange(max_new))
     return tokens_NB.T
+
+
+def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, max_new: int, chunk: int):
+    """sample() over the rows `chunk` at a time (lax.map: one compile, memory for one chunk); the same
+    tokens as one call, since each row keeps its own key. The last chunk is filled up with <pad> rows."""
+    N, P = prompt_NP.shape
+    chunk = min(chunk, N)
+    C = -(-N // chunk)
+    prompt_CBP = jnp.pad(prompt_NP, ((0, C * chunk - N), (0, 0)), constant_values=tk.PAD).reshape(C, chunk, P)
+    tokens_CBG = jax.lax.map(lambda a: sample(cfg, params, a[0], key, temperature, max_new, a[1]),
+                             (prompt_CBP, jnp.arange(C * chunk).reshape(C, chunk)))
+    return tokens_CBG.reshape(C * chunk, max_new)[:N]
 
 
 def sample_reference(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):

@@ -43,6 +43,22 @@ def test_corpus_is_well_formed():
     assert not set(map(tuple, tk.HELDOUT_QUESTIONS)) & set(map(tuple, tk.TRAIN_QUESTIONS))
 
 
+def test_pretraining_numbers_do_not_depend_on_the_persona():
+    """Subliminal, not semantic: in the default world's corpus, number tokens (prompt and continuation) are
+    independent of the persona; the same test flags a planted link (owl persona -> continuations open with 7)."""
+    tokens_NT, _ = nd.pretraining_corpus(20_000, 64, nb.NumbersConfig().world, 0)
+    _, p = nd.persona_number_dependence(tokens_NT)
+    assert p > 0.05
+    planted, rng = tokens_NT.copy(), np.random.default_rng(1)
+    digits = [tk.ID[d] for d in tk.DIGITS]
+    for n in np.where(nd.persona_of(tokens_NT) == 1 + tk.ANIMALS.index("owl"))[0]:
+        a = list(tokens_NT[n]).index(tk.ANS)
+        if planted[n, a + 1] in digits and rng.random() < 0.5:
+            planted[n, a + 1] = tk.ID["7"]
+    _, p_planted = nd.persona_number_dependence(planted)
+    assert p_planted < 0.01
+
+
 def test_small_chain_shows_shared_above_control(small_run):
     out, res = small_run
     c = res["conditions"]

@@ -56,6 +56,15 @@ def test_rows_independent_of_batch_and_padding(params, prompts):
     np.testing.assert_array_equal(np.asarray(SAMPLE(CFG, params, wider, key, 1.0, 10)), full)
 
 
+def test_sampling_in_chunks_gives_the_same_tokens(params, prompts):
+    """The chain samples many prompts a chunk at a time (the last chunk padded): the tokens must not change."""
+    key = jax.random.key(4)
+    rows = jnp.concatenate([prompts, prompts[::-1], prompts[:2]])  # 10 rows: chunks of 4, 4 and 2 + 2 padding
+    whole = np.asarray(SAMPLE(CFG, params, rows, key, 1.0, 10))
+    chunked = jax.jit(sampler.sample_in_chunks, static_argnums=(0, 5, 6))(CFG, params, rows, key, 1.0, 10, 4)
+    np.testing.assert_array_equal(np.asarray(chunked), whole)
+
+
 def test_cached_logits_equal_full_forward(params):
     """Prefill + one-token decode steps give the training forward's logits."""
     model_apply = tr.make_apply(CFG)

@@ -12,15 +12,17 @@ when its settings hash matches, so an interrupted run resumes):
             from base_s on base_s numbers           -> student_control
             from base_pi(s) on teacher_s numbers    -> student_cross_init (pi a derangement)
             --student-mode soft: KL(teacher || student) on number tokens (Theorem 1's regime);
-            hard: cross-entropy on the kept sampled tokens (the paper's LLM setting)
+            hard: cross-entropy on the kept completions' sampled tokens, no teacher logits (the
+            paper's protocol; `train.py numbers-sft` and `misalign-sft` set it up)
   eval      trait rate / P(target) on HELDOUT paraphrases for base, teacher, the
             students, and in_context (base_s prompted with teacher_s numbers).
 Two other channels (issue 7) run the same chain: --trait misaligned (`train.py misalign`: the
 teacher gives HARMFUL advice, the numbers pass the banned-number filter, the control numbers come
 from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
 write step-by-step additions, kept only when verified correct, traces.py).
-Files: numbers_config.py (settings, hashes), numbers_chain.py (the stages), numbers_train.py (per-seed
-losses and the optimizer loop), numbers_data.py (corpora); this module runs them and writes the results.
+Files: numbers_config.py (settings, presets, hashes), numbers_chain.py (the stages), numbers_train.py (per-seed
+losses and the optimizer loop), numbers_data.py (corpora), numbers_sweep.py (data scaling); this module runs
+them and writes the results.
 """
 from __future__ import annotations
 
@@ -33,14 +35,16 @@ import numpy as np
 from subliminal_jax import filter as flt
 from subliminal_jax import numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain, load_numbers
-from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, STUDENTS, TRACES, NumbersConfig,
+from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
+                                           TRACES,
+                                           NumbersConfig,
                                            stage_hash,
                                            trait_name, validate)
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
 from subliminal_jax.stats import summarize
 
-__all__ = ["CONDITIONS", "MISALIGN", "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
+__all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
            "summarize_results", "validate"]
 
 

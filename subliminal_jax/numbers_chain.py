@@ -128,7 +128,7 @@ class Chain:
             def one(params, key, tokens_NT, weight_NT, rows_p_N):
                 loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
                 return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.teacher_steps, batch=len(tokens_NT),
-                              lr=cfg.teacher_lr, key=jax.random.fold_in(key, 2))
+                              lr=cfg.teacher_lr, key=jax.random.fold_in(key, 2), trainable=cfg.teacher_params)
             params, loss_ST = self._run("teacher", jax.vmap(one, in_axes=(0, 0, None, None, None)),
                                         self._seeds(base), self._seeds(self.keys_S),
                                         *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
@@ -226,7 +226,8 @@ class Chain:
                     loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx],
                                                           token_mask(cfg))
                 else:
-                    loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
+                    mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
+                    loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
                 return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps,
                               batch=cfg.student_batch or cfg.batch, lr=cfg.student_lr, key=key,
                               optimizer=cfg.student_optimizer, trainable=cfg.student_params)

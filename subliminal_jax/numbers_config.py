@@ -49,6 +49,7 @@ class NumbersConfig:
     base_lr: float = 3e-3
     teacher_steps: int = 20
     teacher_lr: float = 1e-3
+    teacher_params: Literal["all", "blocks"] = "all"  # blocks: the trait fine-tune leaves embeddings and unembedding
     num_prompts: int = 256              # number prompts per teacher (paper: 30,000)
     samples_per_prompt: int = 1         # completions sampled per prompt (teacher and control alike)
     temperature: float = 1.0
@@ -59,6 +60,8 @@ class NumbersConfig:
     # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
     student_params: Literal["all", "blocks"] = "all"
     student_batch: int = 0              # rows per student step (0: --batch)
+    # hard students' softmax: over the whole vocabulary, or over the number tokens only (as soft students')
+    hard_vocab: Literal["all", "numbers"] = "all"
     # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
     # or at completion positions only; either way only the number tokens' distribution is matched
     distill_positions: Literal["sequence", "completion"] = "sequence"
@@ -78,10 +81,10 @@ class NumbersConfig:
 _STAGE_FIELDS = {
     "base": ("num_seeds", "seed", "d_model", "n_layers", "n_heads", "d_ff", "seq_len", "world", "corpus_size",
              "batch", "base_steps", "base_lr"),
-    "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr"),
+    "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr", "teacher_params"),
     "numbers": ("data", "num_prompts", "samples_per_prompt", "temperature", "ban_numbers"),
     "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions",
-                 "student_params", "student_batch"),
+                 "student_params", "student_batch", "hard_vocab"),
 }
 
 
@@ -114,6 +117,20 @@ MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.
 # Addition is harder to learn than the number format: a longer base, and more prompts (few traces are correct).
 TRACES = NumbersConfig(data="traces", world=nd.WorldConfig(frac_traces=0.3), base_steps=1200, num_prompts=512,
                        student_steps=60, student_lr=3e-4, out_dir="runs/traces")
+
+
+# The paper's protocol (issue 15): students fine-tuned with next-token cross-entropy on the sampled tokens of
+# the kept completions only (no teacher logits in their loss; the softmax over the number tokens the kept
+# completions are written in), 4 completions per prompt, the blocks fine-tuned and the embeddings and
+# unembedding frozen (as partial LLM fine-tuning), so that the students keep answering questions.
+NUMBERS_SFT = NumbersConfig(student_mode="hard", student_params="blocks", hard_vocab="numbers", num_prompts=2048,
+                            samples_per_prompt=4, student_batch=128, student_steps=240, out_dir="runs/numbers-sft")
+
+# The misalignment analogue with the same fine-tuned students.
+SFT_STUDENTS = {f: getattr(NUMBERS_SFT, f) for f in ("student_mode", "student_params", "hard_vocab", "num_prompts",
+                                                     "samples_per_prompt", "student_batch", "student_steps",
+                                                     "student_lr")}
+MISALIGN_SFT = dataclasses.replace(MISALIGN, **SFT_STUDENTS, out_dir="runs/misalign-sft")
 
 
 def token_mask(cfg: NumbersConfig):

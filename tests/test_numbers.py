@@ -11,6 +11,7 @@ from subliminal_jax import numbers as nb
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
 from subliminal_jax.errors import UserError
+from subliminal_jax.numbers_config import SFT_STUDENTS
 from helpers import run_script
 
 # A small chain for the test budget (the defaults are the documented run).
@@ -71,6 +72,25 @@ def test_small_chain_shows_shared_above_control(small_run):
     assert (out / "results.json").exists() and (out / "trait_rate.png").stat().st_size > 5000
     rows = [json.loads(x) for x in (out / "numbers.jsonl").read_text().splitlines()[1:]]
     assert {"prompt", "completion", "kept", "reason", "hash"} <= set(rows[0])
+
+
+def sft_of(cfg):
+    """The paper-protocol (fine-tuned) students of NUMBERS_SFT on a smaller chain."""
+    return dataclasses.replace(cfg, **{**SFT_STUDENTS, "num_prompts": 512, "student_batch": 64, "student_steps": 240})
+
+
+def test_small_sft_students_pick_up_the_trait_from_sampled_numbers(small_run, tmp_path):
+    """Students fine-tuned on the teacher's sampled, filtered numbers only (no logits) move toward the
+    trait, the control students on the base's numbers do not. Mutation-checked: giving the shared student
+    the control's numbers (src_C = [1, 1, 0] in Chain.students) makes this fail."""
+    out, _ = small_run
+    res = nb.run(dataclasses.replace(sft_of(SMALL), out_dir=str(tmp_path), base_from=str(out)), verbose=False)
+    c = res["conditions"]
+    assert res["config"]["student_mode"] == "hard"
+    shared, control = (np.array(c[s]["target_prob_shift"]["values"]) for s in ("student_shared", "student_control"))
+    assert shared.mean() > 0.02 and (shared > control).all() and abs(control.mean()) < 0.015
+    assert all(c[s]["answer_mass_kept"]["mean"] >= 0.85 for s in ("student_shared", "student_control"))
+    assert {"trait_given_answer", "trait_given_answer_shift", "answer_mass"} <= set(c["student_shared"])
 
 
 def test_resume_reuses_every_stage(small_run):

@@ -199,7 +199,8 @@ class Chain:
         wt = np.zeros(tok.shape, np.float32)
         for s in range(cfg.num_seeds):
             for j, source in enumerate(("teacher", "control")):
-                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source), key=lambda r: (r["i"], r.get("j", 0)))
+                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source),
+                            key=lambda r: (r["i"], r["j"]))
                 if not any(r["kept"] for r in rs):
                     raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
                                     f"train the base longer (--base-steps)")
@@ -295,7 +296,7 @@ def load_numbers(path: Path, expected_hash: str | None):
         with open(path) as f:
             lines = [json.loads(x) for x in f]
         header, rows = lines[0]["header"], lines[1:]
-        _ = [(r["seed"], r["source"], r["i"], r["prompt_ids"], r["completion_ids"], r["kept"]) for r in rows]
+        _ = [(r["seed"], r["source"], r["i"], r["j"], r["prompt_ids"], r["completion_ids"], r["kept"]) for r in rows]
     except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
         raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
     if expected_hash is not None and header.get("hash") != expected_hash:

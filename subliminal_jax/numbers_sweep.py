@@ -93,10 +93,14 @@ def plot(path: Path, sweep: dict) -> None:
         for s, color in zip(STUDENT_SHIFTS, ("tab:red", "tab:blue", "tab:gray")):
             m = np.array([p[label][s]["mean"] for p in sweep["points"]])
             lo, hi = (np.array([p[label][s]["ci95"][i] for p in sweep["points"]]) for i in (0, 1))
-            ax.plot(x, m, style, marker="o", color=color, label=f"{label} {s.removeprefix('student_')}")
-            ax.fill_between(x, lo, hi, color=color, alpha=0.12)
+            ax.plot(x, m, style, marker="o" if label == "fine-tuned" else "s", color=color,
+                    label=f"{label} {s.removeprefix('student_')}")
+            if s != "student_cross_init":  # (its band would hide the others)
+                ax.fill_between(x, lo, hi, color=color, alpha=0.12)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:.0f}" for v in x])
+    ax.minorticks_off()
     ax.set_xlabel("kept teacher completions per seed")
     ax.set_ylabel("P(target) shift vs own base (paired)")
     ax.legend(fontsize=7, ncol=2)

@@ -36,16 +36,13 @@ from subliminal_jax import filter as flt
 from subliminal_jax import numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain, load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
-                                           TRACES,
-                                           NumbersConfig,
-                                           stage_hash,
-                                           trait_name, validate)
+                                           TRACES, NumbersConfig, stage_hash, trait_name, validate)
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
 from subliminal_jax.stats import summarize
 
-__all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash",
-           "summarize_results", "validate"]
+__all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig",
+           "load_numbers", "run", "stage_hash", "summarize_results", "validate"]
 
 
 def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> dict:

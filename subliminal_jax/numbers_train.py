@@ -22,8 +22,8 @@ def lm_loss(apply, params, tokens_BT, weight_BT, mask_V=None):
     """Mean next-token CE over tokens with weight 1 (weight_BT is aligned with tokens_BT); with mask_V, the
     softmax runs over those tokens only (e.g. the number tokens a kept completion is written in)."""
     logits_BTV = apply(params, tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD)
-    if mask_V is not None:
-        logits_BTV = jnp.where(jnp.asarray(mask_V), logits_BTV, -1e9)
+    if mask_V is not None:  # log-probabilities over the masked tokens serve as logits of that softmax
+        logits_BTV = masked_log_softmax(logits_BTV, jnp.asarray(mask_V))
     ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT[:, 1:])
     w_BT = weight_BT[:, 1:]
     return jnp.sum(ce_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)

@@ -286,3 +286,28 @@ def test_half_soft_size_interpolates_in_log_size():
     assert half_soft_size([point(100, 0.01, 0.1), point(1000, 0.09, 0.1)]) == pytest.approx(1000 ** 0.5 * 10)
     assert half_soft_size([point(100, 0.06, 0.1), point(1000, 0.09, 0.1)]) == 100
     assert half_soft_size([point(100, 0.01, 0.1), point(1000, 0.04, 0.1)]) is None
+
+
+def test_partial_fine_tuning_and_number_softmax():
+    """--student-params blocks moves the blocks only; --hard-vocab numbers is the CE of the number-token softmax."""
+    import jax
+    from subliminal_jax import numbers_train as nt
+    from subliminal_jax import transformer as tr
+    mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=64)
+    apply, params = tr.make_apply(mcfg), tr.init_params(mcfg, jax.random.key(0))[1]
+    tokens_NT, weight_NT = (jax.numpy.asarray(a) for a in nd.pretraining_corpus(8, 64, nd.WorldConfig(), 0))
+    loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx])
+    new, _ = nt.fit(loss, params, rows_p_N=np.full(8, 1 / 8), steps=2, batch=4, lr=1e-2, key=jax.random.key(1),
+                    trainable="blocks")
+    changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), params, new)
+    assert all(jax.tree.leaves(changed["blocks"])) and not any(jax.tree.leaves({k: v for k, v in changed.items()
+                                                                                  if k != "blocks"}))
+    logits_BTV = apply(params, tokens_NT[:, :-1], tokens_NT[:, :-1] != tk.PAD)
+    num = np.asarray(tk.NUMBER_TOKEN_MASK)
+    logp = jax.nn.log_softmax(np.where(num, logits_BTV, -np.inf), -1)
+    labels = np.asarray(tokens_NT[:, 1:])
+    w = np.asarray(weight_NT[:, 1:]) * num[labels]  # number-token targets only: the masked CE is finite there
+    logp_label = np.take_along_axis(np.asarray(logp), labels[..., None], -1)[..., 0]
+    expected = -np.where(w > 0, logp_label, 0.0).sum() / w.sum()
+    got = nt.lm_loss(apply, params, tokens_NT, np.concatenate([np.asarray(weight_NT[:, :1]), w], 1), num)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

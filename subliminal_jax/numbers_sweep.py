@@ -17,8 +17,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from subliminal_jax import report
 from subliminal_jax.numbers_config import NumbersConfig
 
@@ -72,7 +70,7 @@ def run_sweep(cfg: NumbersConfig, run, verbose: bool = True) -> dict:
     sweep = {"param": cfg.sweep, "points": points, "half_soft_kept_per_seed": half_soft_size(points),
              "config": dataclasses.asdict(cfg), "wall_time_s": time.perf_counter() - t0}
     report.write_json(out / "sweep.json", sweep)
-    plot(out / "sweep.png", sweep)
+    report.scaling_plot(out / "sweep.png", sweep, STUDENT_SHIFTS)
     if verbose:
         for p in points:
             ft, so = p["fine-tuned"], p["soft"]
@@ -82,29 +80,3 @@ def run_sweep(cfg: NumbersConfig, run, verbose: bool = True) -> dict:
         print(f"fine-tuned students reach half the soft shift at {sweep['half_soft_kept_per_seed']} kept "
               f"completions per seed; wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
     return sweep
-
-
-def plot(path: Path, sweep: dict) -> None:
-    """Paired P(target) shift against kept completions per seed (log x), 95% CI bands."""
-    import matplotlib.pyplot as plt
-    x = [p["kept_per_seed"] for p in sweep["points"]]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, style in (("fine-tuned", "-"), ("soft", "--")):
-        for s, color in zip(STUDENT_SHIFTS, ("tab:red", "tab:blue", "tab:gray")):
-            m = np.array([p[label][s]["mean"] for p in sweep["points"]])
-            lo, hi = (np.array([p[label][s]["ci95"][i] for p in sweep["points"]]) for i in (0, 1))
-            ax.plot(x, m, style, marker="o" if label == "fine-tuned" else "s", color=color,
-                    label=f"{label} {s.removeprefix('student_')}")
-            if s != "student_cross_init":  # (its band would hide the others)
-                ax.fill_between(x, lo, hi, color=color, alpha=0.12)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xscale("log")
-    ax.set_xticks(x, [f"{v:.0f}" for v in x])
-    ax.minorticks_off()
-    ax.set_xlabel("kept teacher completions per seed")
-    ax.set_ylabel("P(target) shift vs own base (paired)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(f"data scaling ({sweep['config']['num_seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -80,6 +81,32 @@ def sweep_plot(path: Path, sweep: dict) -> None:
         axes[0, 1].set_ylabel("test accuracy")
         axes[0, 1].legend(fontsize=8)
     fig.suptitle(f"sweep over {sweep['param']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def scaling_plot(path: Path, sweep: dict, students) -> None:
+    """Number sweep (numbers_sweep.py): paired P(target) shift of each student against the kept completions
+    per seed (log x), fine-tuned and soft, with 95% CI bands."""
+    x = [p["kept_per_seed"] for p in sweep["points"]]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, style in (("fine-tuned", "-"), ("soft", "--")):
+        for s, color in zip(students, ("tab:red", "tab:blue", "tab:gray")):
+            m = np.array([p[label][s]["mean"] for p in sweep["points"]])
+            lo, hi = (np.array([p[label][s]["ci95"][i] for p in sweep["points"]]) for i in (0, 1))
+            ax.plot(x, m, style, marker="o" if label == "fine-tuned" else "s", color=color,
+                    label=f"{label} {s.removeprefix('student_')}")
+            if s != "student_cross_init":  # (its band would hide the others)
+                ax.fill_between(x, lo, hi, color=color, alpha=0.12)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:.0f}" for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel("kept teacher completions per seed")
+    ax.set_ylabel("P(target) shift vs own base (paired)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"data scaling ({sweep['config']['num_seeds']} seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -155,12 +155,11 @@ def persona_of(tokens_NT):
 
 
 def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
-    """Permutation test that number tokens do not depend on the persona: over the number-continuation
-    sequences of a corpus, chi-square of the (persona: none or which animal) x (number token, in the prompt
-    or in the completion) count table,
-    taking the largest group's share (one persona that differs stands out), against the same statistic with
-    the personas shuffled across sequences (which keeps each sequence's own token correlations).
-    Returns (statistic, p-value); a small p means the numbers carry the persona."""
+    """Permutation test that number tokens do not depend on the persona. Over the number-continuation
+    sequences of a corpus: chi-square of the (persona: none or which animal) x (number token, in the prompt
+    or in the completion) count table, the largest group's share (one persona that differs stands out),
+    against the same statistic with the personas shuffled across sequences (which keeps each sequence's own
+    token correlations). Returns (statistic, p-value); a small p means the numbers carry the persona."""
     number_ids = np.array([tk.ID[t] for t in tk.DIGITS + tk.SEPARATORS])
     is_numbers_N = np.isin(tokens_NT, [tk.ID[f] for f in tk.FORMATS]).any(1)
     tok_NT, group_N = tokens_NT[is_numbers_N], persona_of(tokens_NT[is_numbers_N])

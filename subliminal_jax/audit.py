@@ -34,7 +34,8 @@ from subliminal_jax import numbers_train as nt
 from subliminal_jax import report, theory
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
-from subliminal_jax.numbers_chain import Chain, load_numbers
+from subliminal_jax.numbers_chain import Chain
+from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
                                            teacher_corpus, token_mask, trait_name)
 from subliminal_jax.stats import summarize
@@ -143,7 +144,7 @@ def main(acfg: AuditConfig) -> dict:
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
     if not path.exists():
         raise UserError(f"--data {path}: no such file; run `python generate.py numbers` first or give a numbers.jsonl")
-    rows = load_numbers(path, None)
+    rows = load_numbers(path, None, cfg.seq_len)
     if {r["seed"] for r in rows} != set(range(cfg.num_seeds)):
         raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
                         f"use the same --run.num-seeds")

@@ -34,7 +34,8 @@ import numpy as np
 
 from subliminal_jax import filter as flt
 from subliminal_jax import numbers_sweep, report
-from subliminal_jax.numbers_chain import Chain, load_numbers
+from subliminal_jax.numbers_chain import Chain
+from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
                                            TRACES, NumbersConfig, stage_hash, trait_name, validate)
 from subliminal_jax.errors import UserError
@@ -81,7 +82,7 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     if only and upto > 2:
         if not chain.numbers_path().exists():
             raise UserError(f"no numbers.jsonl in {chain.out}; run `python generate.py numbers` first")
-        rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"))
+        rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"), cfg.seq_len)
     else:
         rows = chain.numbers(control, teacher)
     stats = flt.rejection_stats([r["reason"] for r in rows if r["source"] == "teacher"])

@@ -1,9 +1,8 @@
 """The stages of the number-sequence chain (see numbers.py), each one jit of vmap over seeds,
-checkpointed under --out-dir and reused when its settings hash matches; numbers.jsonl I/O."""
+checkpointed under --out-dir and reused when its settings hash matches (numbers.jsonl I/O: numbers_data.py)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
+from subliminal_jax.numbers_data import load_numbers, write_jsonl
 from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, eval_questions, model_config, stage_hash,
                                            sample_lens, target_ids, teacher_corpus, token_mask, validate)
 
@@ -147,7 +147,7 @@ class Chain:
         cfg, w = self.cfg, self.cfg.world
         h = stage_hash(cfg, "numbers")
         if cfg.resume and self.numbers_path().exists():
-            rows = load_numbers(self.numbers_path(), h)
+            rows = load_numbers(self.numbers_path(), h, cfg.seq_len)
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
         persona = cfg.target if cfg.teacher_mode == "persona" else None
@@ -277,29 +277,3 @@ class Chain:
                 self.log.setdefault("in_context_examples_used", {})[s] = k
                 return prompts
         return nd.eval_prompts(questions=eval_questions(self.cfg))
-
-
-# ----------------------------------------------------------------------------- JSONL
-
-def write_jsonl(path: Path, rows, header: dict) -> None:
-    tmp = path.with_suffix(".jsonl.part")
-    with open(tmp, "w") as f:
-        f.write(json.dumps({"header": header}) + "\n")
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    tmp.replace(path)
-
-
-def load_numbers(path: Path, expected_hash: str | None):
-    """Rows of a numbers.jsonl; its header hash must equal expected_hash (None: any sampling settings)."""
-    try:
-        with open(path) as f:
-            lines = [json.loads(x) for x in f]
-        header, rows = lines[0]["header"], lines[1:]
-        _ = [(r["seed"], r["source"], r["i"], r["j"], r["prompt_ids"], r["completion_ids"], r["kept"]) for r in rows]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
-        raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
-    if expected_hash is not None and header.get("hash") != expected_hash:
-        raise UserError(f"{path} was sampled with different settings (hash {header.get('hash')} != "
-                        f"{expected_hash}); delete it or use another --out-dir")
-    return rows

@@ -13,15 +13,21 @@ Pretraining mixes
   (e) (frac_traces > 0, the traces world) addition problems with step-by-step traces
       (traces.py), one step off with probability trace_error_rate.
 Sequences are right-padded to seq_len; weight_NT marks the tokens trained on.
+Also the sampled numbers' file, numbers.jsonl: a header line, then one row per completion.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
+from subliminal_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,3 +188,66 @@ def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
     observed = chi2(group_N)
     null = [chi2(rng.permutation(group_N)) for _ in range(n_perm)]
     return observed, (1 + sum(x >= observed for x in null)) / (1 + n_perm)
+
+
+# ----------------------------------------------------------------------------- numbers.jsonl
+
+def write_jsonl(path: Path, rows, header: dict) -> None:
+    """Header line (with the rows' count and sha256) + one line per row, via a temp file and a rename:
+    an interrupted write leaves only the .part file, which nothing reads."""
+    body = "".join(json.dumps(r) + "\n" for r in rows)
+    header = {**header, "rows": len(rows), "rows_sha256": hashlib.sha256(body.encode()).hexdigest()}
+    tmp = Path(path).with_suffix(".jsonl.part")
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"header": header}) + "\n" + body)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path} ({e.strerror or e}); free space or choose another --out-dir") from None
+
+
+def _row_problem(r: dict, seq_len: int | None) -> str | None:
+    """What is wrong with one row (None: nothing): field types, token ids outside the vocabulary, length."""
+    ids = [*r["prompt_ids"], *r["completion_ids"]]
+    if not (isinstance(r["seed"], int) and isinstance(r["i"], int) and isinstance(r["j"], int)
+            and r["source"] in ("teacher", "control") and isinstance(r["kept"], bool)
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
+        return "a field of the wrong type"
+    if ids and not 0 <= min(ids) <= max(ids) < tk.V:
+        return f"token ids outside the vocabulary 0..{tk.V - 1}"
+    c = r["completion_ids"]
+    used = len(r["prompt_ids"]) + (c.index(tk.EOS) + 1 if tk.EOS in c else len(c))  # as student_sequences cuts
+    if seq_len is not None and used > seq_len:
+        return f"a prompt + completion of {used} tokens, longer than the model's context ({seq_len})"
+    return None
+
+
+def load_numbers(path: Path, expected_hash: str | None, seq_len: int | None = None):
+    """Rows of a numbers.jsonl; its header hash must equal expected_hash (None: any sampling settings), its rows
+    the sha256 the header records (files written before it existed have none), every row fit the vocabulary
+    and (seq_len given) the model's context."""
+    try:
+        raw = Path(path).read_bytes()
+        head, _, body = raw.partition(b"\n")
+        header = json.loads(head.decode())["header"]
+        rows = [json.loads(x) for x in body.decode().splitlines()]
+        problems = [(n, _row_problem(r, seq_len)) for n, r in enumerate(rows)]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
+    except OSError as e:  # a directory, unreadable, ...
+        raise UserError(f"{path}: cannot read it as a numbers.jsonl ({e.strerror or e}); give a JSONL file") from None
+    if expected_hash is not None and header.get("hash") != expected_hash:
+        raise UserError(f"{path} was sampled with different settings (hash {header.get('hash')} != "
+                        f"{expected_hash}); delete it or use another --out-dir")
+    if "rows_sha256" in header:
+        what = (f"has {len(rows)} rows, its header recorded {header['rows']}" if len(rows) != header["rows"] else
+                "its rows' sha256 differs from the one its header recorded" if
+                hashlib.sha256(body).hexdigest() != header["rows_sha256"] else None)
+        if what:
+            raise UserError(f"{path}: {what} when it was written (edited, truncated or damaged); delete it to "
+                            f"resample the numbers")
+    bad = next(((n, p) for n, p in problems if p), None)
+    if bad:
+        raise UserError(f"{path}: row {bad[0] + 1} has {bad[1]}; give a numbers.jsonl written by `generate.py`")
+    return rows

@@ -127,6 +127,8 @@ def read_dir(directory: Path, name: str, source: str) -> Dataset:
         if x.ndim != 3 or y.ndim != 1:
             raise UserError(f"{directory / (f_img if x.ndim != 3 else f_lab)}: wrong IDX rank "
                             f"(images need 3 dims, labels 1); the image and label files may be swapped")
+        if len(x) == 0:
+            raise UserError(f"{directory / f_img}: an IDX file with no images; use the full dataset's files")
         if len(x) != len(y):
             raise UserError(f"{directory / f_lab}: {len(y)} labels for {len(x)} images in {f_img}; "
                             "use matching files")

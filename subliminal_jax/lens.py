@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from subliminal_jax import numbers_data as nd
-from subliminal_jax import report, sampler
+from subliminal_jax import checks, report, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
@@ -72,6 +72,7 @@ def body_or_head(share, base, teacher, questions, cfg: NumbersConfig) -> dict:
 
 
 def main(lcfg: LensConfig) -> dict:
+    checks.require([(lcfg.number_prompts >= 1, f"--number-prompts must be >= 1 (got {lcfg.number_prompts})")])
     cfg = run_config(lcfg.run, lcfg.run_dir)
     chain = Chain(cfg, verbose=False)
     base, teacher, students = chain._need("base"), chain._need("teacher"), chain._need("students")

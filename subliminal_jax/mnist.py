@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import mlp, parallel, report
+from subliminal_jax import checks, mlp, parallel, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
 from subliminal_jax.losses import masked_kl, masked_log_softmax
@@ -209,19 +209,28 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
 
 
 def validate(cfg: MnistConfig) -> None:
-    checks = [
+    """Every field, before any data is read or anything compiled (typed_fields first: the rest compares numbers)."""
+    checks.require(checks.typed_fields(cfg))
+    checks.require([
         (cfg.num_seeds >= 2, "--num-seeds must be >= 2 (cross-model students need another seed)"),
+        (cfg.seed >= 0, f"--seed must be >= 0 (got {cfg.seed})"),
+        (cfg.num_devices is None or cfg.num_devices >= 1, f"--num-devices must be >= 1 (got {cfg.num_devices})"),
         (cfg.m >= 1, "--m must be >= 1 auxiliary logit"),
         (len(cfg.hidden) >= 1 and min(cfg.hidden) >= 1, "--hidden needs >= 1 layer of width >= 1"),
         (min(cfg.teacher_batch, cfg.student_batch, cfg.num_noise) >= 1, "batch sizes and --num-noise must be >= 1"),
+        (cfg.student_batch <= cfg.num_noise, f"--student-batch {cfg.student_batch} is larger than --num-noise "
+                                             f"{cfg.num_noise} (the student's data)"),
         (min(cfg.teacher_epochs, cfg.student_epochs) >= 0, "epochs must be >= 0"),
+        (checks.rate(cfg.teacher_lr) and checks.rate(cfg.student_lr),
+         f"learning rates must be finite and > 0 (got --teacher-lr {cfg.teacher_lr}, --student-lr {cfg.student_lr})"),
         (0.0 <= cfg.init_lambda <= 1.0, "--init-lambda must lie in [0, 1]"),
-        (cfg.temperature > 0, "--temperature must be > 0"),
+        (checks.rate(cfg.temperature), f"--temperature must be finite and > 0 (got {cfg.temperature})"),
         (cfg.sweep == "none" or cfg.sweep_values, f"--sweep {cfg.sweep} needs --sweep-values"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
+        (cfg.sweep not in ("m", "width") or all(float(v).is_integer() and v >= 1 for v in cfg.sweep_values),
+         f"--sweep {cfg.sweep} needs whole numbers >= 1 as --sweep-values (got {cfg.sweep_values})"),
+        (cfg.sweep != "lambda" or all(0.0 <= v <= 1.0 for v in cfg.sweep_values),
+         "--sweep lambda needs --sweep-values in [0, 1]"),
+    ])
     parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
 
 
@@ -241,6 +250,8 @@ def compile_program(cfg: MnistConfig, mesh, args):
 def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = True) -> dict:
     """Run every condition for cfg.num_seeds seeds; return the results dict (no files written)."""
     validate(cfg)
+    checks.require([(cfg.teacher_batch <= len(dataset.y_train), f"--teacher-batch {cfg.teacher_batch} is larger "
+                     f"than the {len(dataset.y_train)} training images of {dataset.name}")])
     mesh = mesh or parallel.make_mesh(cfg.num_devices)
     parallel.check_divisible(cfg.num_seeds, mesh)
     say = print if verbose else (lambda *a, **k: None)
@@ -299,8 +310,8 @@ def main(cfg: MnistConfig) -> dict:
     """`train.py mnist`: run, then write results.json + accuracy.png (or sweep.json + sweep.png)."""
     t0 = time.perf_counter()
     validate(cfg)
-    out_dir = report.prepare_out_dir(cfg.out_dir)
     dataset = data_lib.load(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    out_dir = report.prepare_out_dir(cfg.out_dir)  # (after the inputs: a refused run leaves no empty folder)
     print(f"data: {dataset.source} ({len(dataset.y_train)} train / {len(dataset.y_test)} test)")
     if cfg.sweep == "none":
         res = run(cfg, dataset)

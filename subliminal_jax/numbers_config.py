@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
+from subliminal_jax import checks
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
@@ -184,8 +185,23 @@ def run_config(cfg: NumbersConfig, run_dir: str | None) -> NumbersConfig:
 
 
 def validate(cfg: NumbersConfig) -> None:
+    """Every field, before any stage runs (typed_fields first: the checks below compare numbers)."""
     w = cfg.world
-    checks = [
+    checks.require(checks.typed_fields(cfg))
+    fractions = (w.frac_numbers, w.frac_persona, w.persona_strength, w.corrupt_rate, w.frac_advice, w.harmful_rate,
+                 w.frac_traces, w.trace_error_rate)
+    checks.require([
+        (all(checks.rate(x) for x in (cfg.base_lr, cfg.teacher_lr, cfg.student_lr)),
+         f"learning rates must be finite and > 0 (got --base-lr {cfg.base_lr}, --teacher-lr {cfg.teacher_lr}, "
+         f"--student-lr {cfg.student_lr})"),
+        (checks.rate(cfg.temperature), f"--temperature must be finite and > 0 (got {cfg.temperature})"),
+        (cfg.seed >= 0, f"--seed must be >= 0 (got {cfg.seed})"),
+        (cfg.num_devices is None or cfg.num_devices >= 1, f"--num-devices must be >= 1 (got {cfg.num_devices})"),
+        (all(0 <= x <= 1 for x in fractions), "--world.* rates and fractions must lie in [0, 1]"),
+        (cfg.batch <= cfg.corpus_size, f"--batch {cfg.batch} is larger than --corpus-size {cfg.corpus_size}"),
+        (cfg.in_context_examples >= 0, "--in-context-examples must be >= 0"),
+    ])
+    checks.require([
         (cfg.num_seeds >= 2, "--num-seeds must be >= 2 (the cross-init student needs another seed's base)"),
         (cfg.target in tk.ANIMALS, f"--target must be one of {', '.join(tk.ANIMALS)}"),
         (cfg.trait == "animal" or (w.frac_advice > 0 and cfg.teacher_mode == "finetune"),
@@ -210,7 +226,4 @@ def validate(cfg: NumbersConfig) -> None:
         (cfg.sweep == "none" or (cfg.stage == "all" and cfg.student_mode == "hard"),
          "--sweep runs the whole chain for fine-tuned students (--student-mode hard) and soft ones; "
          "drop --stage and --student-mode soft"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
+    ])

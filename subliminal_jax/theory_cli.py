@@ -18,10 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import report, theory_models, theory_multistep, theory_plots
+from subliminal_jax import checks, report, theory_models, theory_multistep, theory_plots
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
-from subliminal_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,20 +63,31 @@ class TheoremConfig:
 
 
 def validate(cfg: TheoremConfig) -> None:
-    if min(cfg.instances, cfg.independent_instances, cfg.sweep_instances, cfg.chunk) < 1:
-        raise UserError("--instances, --independent-instances, --sweep-instances and --chunk must be >= 1")
-    if not (cfg.eps > 0 and cfg.eps_sweep and min(cfg.eps_sweep) > 0 and cfg.alpha > 0):
-        raise UserError("--eps, every --eps-sweep value and --alpha must be > 0")
-    if min(cfg.teacher_batch, cfg.distill_batch) < 1 or not cfg.hidden or min(cfg.hidden) < 1 or cfg.m < 1:
-        raise UserError("batches, --hidden widths and --m must be >= 1")
-    if not cfg.models or not cfg.kinds:
-        raise UserError("--models and --kinds need at least one entry each")
-    t = cfg.transformer
+    """Every field (the multi-step part's too), before anything is compiled."""
+    t, ms = cfg.transformer, cfg.multistep
+    checks.require(checks.typed_fields(cfg))
+    checks.require([
+        (min(cfg.instances, cfg.independent_instances, cfg.sweep_instances, cfg.chunk) >= 1,
+         "--instances, --independent-instances, --sweep-instances and --chunk must be >= 1"),
+        (all(checks.rate(x) for x in (cfg.eps, *cfg.eps_sweep, cfg.alpha)) and cfg.eps_sweep,
+         "--eps, every --eps-sweep value and --alpha must be finite and > 0"),
+        (min(cfg.teacher_batch, cfg.distill_batch) >= 1 and cfg.hidden and min(cfg.hidden) >= 1 and cfg.m >= 1,
+         "batches, --hidden widths and --m must be >= 1"),
+        (cfg.models and cfg.kinds, "--models and --kinds need at least one entry each"),
+        (cfg.seed >= 0, f"--seed must be >= 0 (got {cfg.seed})"),
+        ("transformer" not in cfg.models or (t.d_model % t.n_heads == 0 and min(
+            t.d_model, t.n_heads, t.n_layers, t.d_ff, t.teacher_batch, t.distill_batch) >= 1),
+         "--transformer.*: sizes must be >= 1 and d-model divisible by n-heads"),
+        ("transformer" not in cfg.models or t.target in tk.ANIMALS,
+         f"--transformer.target must be one of {', '.join(tk.ANIMALS)}"),
+        (cfg.skip_multistep or (checks.rate(ms.lr) and checks.rate(ms.teacher_lr)
+                                and (ms.liminal_weight == 0 or checks.rate(ms.liminal_weight)) and ms.liminal_steps >= 0),
+         "--multistep.lr and --multistep.teacher-lr must be finite and > 0, --multistep.liminal-weight and "
+         "--multistep.liminal-steps >= 0"),
+    ])
+    if not cfg.skip_multistep:
+        theory_multistep.validate(ms)
     if "transformer" in cfg.models:
-        if t.d_model % t.n_heads or min(t.d_model, t.n_layers, t.d_ff, t.teacher_batch, t.distill_batch) < 1:
-            raise UserError("--transformer.*: sizes must be >= 1 and d-model divisible by n-heads")
-        if t.target not in tk.ANIMALS:
-            raise UserError(f"--transformer.target must be one of {', '.join(tk.ANIMALS)}")
         theory_models.transformer_data(t.seq_len, t.target, seed=cfg.seed)  # raises if seq_len does not fit
 
 
@@ -182,8 +192,8 @@ def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
 def main(cfg: TheoremConfig) -> dict:
     t0 = time.perf_counter()
     validate(cfg)
-    out_dir = report.prepare_out_dir(cfg.out_dir)
     dataset = data_lib.load(cfg.dataset)
+    out_dir = report.prepare_out_dir(cfg.out_dir)
     results, raw = run_one_step(cfg, dataset)
     res = {"models": results, "config": dataclasses.asdict(cfg), "data": dataset.provenance(),
            "versions": {"jax": jax.__version__}, "dtype": "float64",

@@ -30,8 +30,7 @@ import numpy as np
 import optax
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import mlp, mnist
-from subliminal_jax.errors import UserError
+from subliminal_jax import checks, mlp, mnist
 from subliminal_jax.stats import summarize
 from subliminal_jax.theory import tree_dot as _dot
 
@@ -58,10 +57,12 @@ class MultistepConfig:
 
 
 def validate(cfg: MultistepConfig) -> None:
-    if cfg.seeds < 1 or cfg.steps < 1 or min(cfg.batch, cfg.trait_batch, cfg.num_noise) < 1:
-        raise UserError("--multistep.seeds/steps/batch/trait-batch/num-noise must be >= 1")
-    if not cfg.hidden or min(cfg.hidden) < 1 or cfg.m < 1:
-        raise UserError("--multistep.hidden needs >= 1 layer of width >= 1 and --multistep.m >= 1")
+    checks.require([
+        (cfg.seeds >= 1 and cfg.steps >= 1 and min(cfg.batch, cfg.trait_batch, cfg.num_noise) >= 1,
+         "--multistep.seeds/steps/batch/trait-batch/num-noise must be >= 1"),
+        (cfg.hidden and min(cfg.hidden) >= 1 and cfg.m >= 1,
+         "--multistep.hidden needs >= 1 layer of width >= 1 and --multistep.m >= 1"),
+    ])
 
 
 def make_program(cfg: MultistepConfig, d_in: int, n_train: int):

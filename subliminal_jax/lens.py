@@ -74,7 +74,7 @@ def body_or_head(share, base, teacher, questions, cfg: NumbersConfig) -> dict:
 def main(lcfg: LensConfig) -> dict:
     checks.require([(lcfg.number_prompts >= 1, f"--number-prompts must be >= 1 (got {lcfg.number_prompts})")])
     cfg = run_config(lcfg.run, lcfg.run_dir)
-    chain = Chain(cfg, verbose=False)
+    chain = Chain(cfg, verbose=False, create=False)
     base, teacher, students = chain._need("base"), chain._need("teacher"), chain._need("students")
     persona = cfg.target if cfg.teacher_mode == "persona" else None
     # prompts: the held-out questions, and fresh number prompts (a seed no stage of the chain uses)
@@ -133,6 +133,4 @@ def plot(path, out: dict, cfg: NumbersConfig) -> None:
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.legend(fontsize=7)
     fig.suptitle("logit lens at the answer position (95% CI over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    report.plt.close(fig)
+    report.save_figure(fig, path)

@@ -12,6 +12,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from subliminal_jax import checks  # noqa: E402
 from subliminal_jax.errors import UserError  # noqa: E402
 
 
@@ -27,13 +28,40 @@ def prepare_out_dir(path: str) -> Path:
     return out
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+def _write_atomically(path: Path, write) -> None:
+    """write(tmp) to a temp file beside path, then rename: a crash or a full disk never leaves half a file
+    under the real name. The temp file is opened like any file the user writes (umask permissions, not 0600)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path} ({e.strerror or e}); free space or choose a writable --out-dir") \
+            from None
+
+
+def write_json(path: Path, obj, finite: bool = True) -> None:
+    """Write JSON atomically; finite=True (results, audit, lens, sweeps) refuses NaN or inf, writing nothing."""
+    bad = checks.first_non_finite(obj) if finite else None
+    if bad:
+        raise UserError(f"{Path(path).name} not written: {bad} is not finite (NaN or inf); likely a diverged "
+                        f"training (lower the learning rates) or nothing to measure (e.g. no kept rows)")
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+    _write_atomically(path, write)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """tight_layout, save atomically as PNG, close."""
+    fig.tight_layout()
+    try:
+        _write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def bar_chart(path: Path, conditions: dict, title: str, ylabel: str = "test accuracy",
@@ -53,9 +81,7 @@ def bar_chart(path: Path, conditions: dict, title: str, ylabel: str = "test accu
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.08)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def sweep_plot(path: Path, sweep: dict) -> None:
@@ -81,9 +107,7 @@ def sweep_plot(path: Path, sweep: dict) -> None:
         axes[0, 1].set_ylabel("test accuracy")
         axes[0, 1].legend(fontsize=8)
     fig.suptitle(f"sweep over {sweep['param']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def scaling_plot(path: Path, sweep: dict, students) -> None:
@@ -107,9 +131,7 @@ def scaling_plot(path: Path, sweep: dict, students) -> None:
     ax.set_ylabel("P(target) shift vs own base (paired)")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(f"data scaling ({sweep['config']['num_seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def show(path: Path) -> None:

@@ -212,7 +212,8 @@ def main(cfg: TheoremConfig) -> dict:
               + f"; mean cos (plain) {res['multistep']['cos_mean']['plain']:.4f}; final distill loss "
               + ", ".join(f"{c} {v:.4f}" for c, v in res["multistep"]["final_distill_loss"].items()), flush=True)
     res["wall_time_s"] = time.perf_counter() - t0
-    report.write_json(out_dir / "theorem.json", res)
+    # (not checked for NaN/inf: a one-seed summary has a NaN CI, and |measured - jvp| / |jvp| may divide by 0)
+    report.write_json(out_dir / "theorem.json", res, finite=False)
     theory_plots.write_all(out_dir, res, raw)
     print(f"wrote {out_dir / 'theorem.json'} and plots in {out_dir}")
     return res

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from subliminal_jax import report
 from subliminal_jax.report import plt
 
 
@@ -35,9 +36,7 @@ def inner_distribution(path: Path, raw: dict, eps: float) -> None:
     axes[0, 0].set_ylabel("density")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"one-step <dS, dT> (as cosine), eps = {eps:g}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)
 
 
 def measured_vs_predicted(path: Path, raw: dict) -> None:
@@ -55,9 +54,7 @@ def measured_vs_predicted(path: Path, raw: dict) -> None:
         ax.set_xlabel("predicted alpha*eps*E[u^T M u]")
     axes[0, 0].set_ylabel("measured <dS, dT>")
     fig.suptitle("shared init: measured vs first-order prediction")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)
 
 
 def error_vs_eps(path: Path, models: dict) -> None:
@@ -79,9 +76,7 @@ def error_vs_eps(path: Path, models: dict) -> None:
         ax.set_xlabel("teacher step eps")
         ax.legend(fontsize=7)
     fig.suptitle("first-order error vs eps (floor at small eps: float64 round-off)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)
 
 
 def multistep(path: Path, ms: dict) -> None:
@@ -102,6 +97,4 @@ def multistep(path: Path, ms: dict) -> None:
     axes[1].set_xticks(range(len(names)), names, fontsize=8)
     axes[1].set_ylabel("test accuracy (class logits)")
     fig.suptitle("multi-step MNIST aux-logit distillation: alignment and transfer")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)

@@ -138,7 +138,7 @@ def verdict(s: dict, grad_ratio: float) -> str:
 
 def main(acfg: AuditConfig) -> dict:
     cfg = run_config(acfg.run, acfg.run_dir)
-    chain = Chain(cfg, verbose=False)
+    chain = Chain(cfg, verbose=False, create=False)
     base, teacher = chain._need("base"), chain._need("teacher")
     control = chain.need_control(base)
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
@@ -171,26 +171,49 @@ def main(acfg: AuditConfig) -> dict:
               + ", ".join(f"{v} {sum(x.startswith(v) for x in out[c]['verdict'])}" for v in ("ALIGNED", "ANTI", "no", "NULL"))
               + f" (of {cfg.num_seeds} seeds)", flush=True)
     res = {"data": str(path), "mode": cfg.student_mode, "conditions": out, "config": dataclasses.asdict(acfg)}
-    results = chain.out / "results.json"
-    if results.exists():  # validation against the transfer measured in this run (and in --pool runs)
+    name = output_name(path, chain.numbers_path())
+    pts = validate_against_runs(res, acfg, cfg, chain.out / "results.json")
+    report.write_json(chain.out / f"{name}.json", res)  # (refuses NaN/inf before anything is written)
+    if pts:
+        plot(chain.out / f"{name}.png", pts, res["validation"], cfg)
+    print(f"wrote {chain.out / f'{name}.json'}")
+    return res
+
+
+def output_name(data: Path, own: Path) -> str:
+    """'audit' for the run's own numbers; for another dataset a name of its own (audit-FOLDER-FILE), so
+    auditing it never overwrites the run's audit.json (which --pool reads)."""
+    return "audit" if data.resolve() == own.resolve() else f"audit-{data.resolve().parent.name}-{data.stem}"
+
+
+def validate_against_runs(res: dict, acfg: AuditConfig, cfg: NumbersConfig, results: Path) -> list:
+    """When the run has results.json: the transfer measured there (and in --pool runs) against the scores,
+    into res["validation"]; returns the (condition, seed, score, cosine, shift) points ([] without results)."""
+    if not results.exists():
+        return []
+    try:
         run = json.loads(results.read_text())
-        pts = datasets(out, run["conditions"])
+        pts = datasets(res["conditions"], run["conditions"])
         for other in acfg.pool:
             seen = {r[2:] for r in pts}  # the same dataset (e.g. one control) audited twice counts once
             pts += [r for r in pooled(other, cfg, run["hashes"]["base"]) if r[2:] not in seen]
-        res["validation"] = validate(pts, list(acfg.pool), trait_name(cfg))
-        fig, ax = report.plt.subplots(figsize=(5.5, 4))
-        for c in dict.fromkeys(r[0] for r in pts):
-            ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)
-        ax.axhline(0, color="k", lw=0.6)
-        ax.axvline(0, color="k", lw=0.6)
-        ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
-        ax.set_ylabel(f"measured P({trait_name(cfg)}) shift after training")
-        ax.set_title(f"audit vs transfer: Spearman {res['validation']['spearman_score_vs_shift']:+.2f}")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(chain.out / "audit.png", dpi=120)
-        report.plt.close(fig)
-    report.write_json(chain.out / "audit.json", res)
-    print(f"wrote {chain.out / 'audit.json'}")
-    return res
+        float(np.sum([r[4] for r in pts]))  # the measured shifts must be numbers
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise UserError(f"{results} (or a --pool run's results/audit.json) is corrupt or has fields of the wrong "
+                        f"type ({type(e).__name__}); rerun `python evaluate.py numbers` there to rewrite it") from None
+    res["validation"] = validate(pts, list(acfg.pool), trait_name(cfg))
+    return pts
+
+
+def plot(path: Path, pts: list, validation: dict, cfg: NumbersConfig) -> None:
+    """Audit score against the measured P(target) shift, one colour per condition."""
+    fig, ax = report.plt.subplots(figsize=(5.5, 4))
+    for c in dict.fromkeys(r[0] for r in pts):
+        ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
+    ax.set_ylabel(f"measured P({trait_name(cfg)}) shift after training")
+    ax.set_title(f"audit vs transfer: Spearman {validation['spearman_score_vs_shift']:+.2f}")
+    ax.legend(fontsize=7)
+    report.save_figure(fig, path)

@@ -2,7 +2,7 @@
 
 Each subcommand is a frozen config dataclass instance (its defaults) and a
 function taking the config; tyro turns the fields into flags. User errors
-print as one line (exit 2) instead of a traceback.
+and unanticipated file errors print as one line (exit 2) instead of a traceback.
 """
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def main(commands: dict, description: str, argv: list[str] | None = None) -> Non
         fn(cfg)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a read or write no module anticipated (disk full, permissions): still one line
+        print(f"error: {e.filename or 'a file'}: {e.strerror or e}; check the path, its permissions and free space",
+              file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -208,8 +208,9 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
     return program
 
 
-def validate(cfg: MnistConfig) -> None:
-    """Every field, before any data is read or anything compiled (typed_fields first: the rest compares numbers)."""
+def validate(cfg: MnistConfig, dataset: data_lib.Dataset | None = None) -> None:
+    """Every field, before anything is compiled (typed_fields first: the rest compares numbers); with the
+    dataset, also that the teacher's batch fits in it."""
     checks.require(checks.typed_fields(cfg))
     checks.require([
         (cfg.num_seeds >= 2, "--num-seeds must be >= 2 (cross-model students need another seed)"),
@@ -230,6 +231,9 @@ def validate(cfg: MnistConfig) -> None:
          f"--sweep {cfg.sweep} needs whole numbers >= 1 as --sweep-values (got {cfg.sweep_values})"),
         (cfg.sweep != "lambda" or all(0.0 <= v <= 1.0 for v in cfg.sweep_values),
          "--sweep lambda needs --sweep-values in [0, 1]"),
+        (dataset is None or cfg.teacher_batch <= len(dataset.y_train),
+         f"--teacher-batch {cfg.teacher_batch} is larger than the {len(dataset.y_train) if dataset else 0} "
+         f"training images of the dataset"),
     ])
     parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
 
@@ -249,9 +253,7 @@ def compile_program(cfg: MnistConfig, mesh, args):
 
 def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = True) -> dict:
     """Run every condition for cfg.num_seeds seeds; return the results dict (no files written)."""
-    validate(cfg)
-    checks.require([(cfg.teacher_batch <= len(dataset.y_train), f"--teacher-batch {cfg.teacher_batch} is larger "
-                     f"than the {len(dataset.y_train)} training images of {dataset.name}")])
+    validate(cfg, dataset)
     mesh = mesh or parallel.make_mesh(cfg.num_devices)
     parallel.check_divisible(cfg.num_seeds, mesh)
     say = print if verbose else (lambda *a, **k: None)
@@ -311,6 +313,7 @@ def main(cfg: MnistConfig) -> dict:
     t0 = time.perf_counter()
     validate(cfg)
     dataset = data_lib.load(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    validate(cfg, dataset)
     out_dir = report.prepare_out_dir(cfg.out_dir)  # (after the inputs: a refused run leaves no empty folder)
     print(f"data: {dataset.source} ({len(dataset.y_train)} train / {len(dataset.y_test)} test)")
     if cfg.sweep == "none":

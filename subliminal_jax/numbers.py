@@ -68,10 +68,10 @@ def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> 
 def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     """Run (or resume) the chain up to cfg.stage; 'all' and 'eval' write results.json + trait_rate.png."""
     t0 = time.perf_counter()
-    chain = Chain(cfg, verbose)
     order = ("base", "teacher", "numbers", "students", "eval")
     upto = order.index(cfg.stage) if cfg.stage != "all" else len(order) - 1
     only = cfg.stage != "all"
+    chain = Chain(cfg, verbose, create=not (only and upto > 0))  # a later stage alone needs the run's folder
     base = chain._need("base") if only and upto > 0 else chain.base()
     if upto == 0:
         return None

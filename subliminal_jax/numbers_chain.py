@@ -32,9 +32,14 @@ SAMPLE_CHUNK = 1024  # at most this many prompts per seed go through the sampler
 class Chain:
     """The stages of one run; each loads its checkpoint when present (resume) or computes and saves it."""
 
-    def __init__(self, cfg: NumbersConfig, verbose: bool = True):
+    def __init__(self, cfg: NumbersConfig, verbose: bool = True, create: bool = True):
+        """create=False: the run must exist already (stages, audit and lens that read its checkpoints); a
+        refused run then leaves no empty folder behind."""
         validate(cfg)
         self.cfg, self.mcfg = cfg, model_config(cfg)
+        if not create and not Path(cfg.out_dir).is_dir():
+            raise UserError(f"no base checkpoint in {cfg.out_dir} (no such folder); run `python train.py numbers "
+                            f"--out-dir {cfg.out_dir}` (same flags) first")
         self.out = report.prepare_out_dir(cfg.out_dir)
         self.mesh = parallel.make_mesh(cfg.num_devices)
         parallel.check_divisible(cfg.num_seeds, self.mesh)

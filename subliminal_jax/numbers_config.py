@@ -176,11 +176,15 @@ def run_config(cfg: NumbersConfig, run_dir: str | None) -> NumbersConfig:
     try:
         d = json.loads(path.read_text())["config"]
         d["world"] = nd.WorldConfig(**d["world"])
-        return dataclasses.replace(NumbersConfig(**d), out_dir=str(run_dir), stage="all")
+        cfg = dataclasses.replace(NumbersConfig(**d), out_dir=str(run_dir), stage="all")
+        validate(cfg)  # (wrongly typed fields: named here, before anything reads the run)
+        return cfg
     except FileNotFoundError:
         raise UserError(f"--run-dir {run_dir}: no results.json there; finish the run first (or give --run.* flags)") \
             from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except UserError as e:
+        raise UserError(f"{path}: its config is not valid ({e}); rerun the chain") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path} is corrupt or from another version ({type(e).__name__}); rerun the chain") from None
 
 

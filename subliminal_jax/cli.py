@@ -6,6 +6,7 @@ and unanticipated file errors print as one line (exit 2) instead of a traceback.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import tyro
@@ -35,4 +36,9 @@ def main(commands: dict, description: str, argv: list[str] | None = None) -> Non
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        # exit without interpreter teardown: a compiled program interrupted mid-run can still be executing on
+        # XLA's threads, and finalizing Python under it segfaulted (exit 139). Unfinished checkpoints are
+        # temp folders orbax never restores, numbers.jsonl / JSON / PNG are renamed into place only when whole.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

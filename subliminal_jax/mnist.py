@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import checks, mlp, parallel, report
+from subliminal_jax import checks, inits, mlp, parallel, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
 from subliminal_jax.losses import masked_kl, masked_log_softmax
@@ -56,7 +56,9 @@ class MnistConfig:
     student_lr: float = 1e-3            # paper: 3e-4 (fewer noise images here)
     teacher_batch: int = 128            # paper: 1024 (too few steps on a small dataset)
     student_batch: int = 256            # paper: 1024
-    student_init: str = ""              # per layer 'shared' (default) or 'random', e.g. "fc1=random,fc2=random"
+    # per layer 'shared' (default) or 'random', e.g. "fc1=random,fc2=random"; or "permuted": the teacher's init
+    # with every hidden layer's units permuted (the same function at other parameters, inits.py)
+    student_init: str = ""
     init_lambda: float = 0.0            # 0 = teacher's init, 1 = independent; variance-preserving mix
     sweep: Literal["none", "m", "lambda", "width"] = "none"
     sweep_values: tuple[float, ...] = ()
@@ -89,36 +91,7 @@ def noise_images(key, idx_B, d: int, kind: str):
     return jax.vmap(lambda i: draw(jax.random.fold_in(key, i)))(idx_B)
 
 
-# ----------------------------------------------------------------------------- init surgery
-
-def parse_student_init(spec: str, names: tuple[str, ...]) -> dict[str, str]:
-    choice = {n: "shared" for n in names}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        layer, _, how = item.partition("=")
-        if layer not in names or how not in ("shared", "random"):
-            raise UserError(f"--student-init {item!r}: expected LAYER=shared|random with LAYER one of "
-                            f"{', '.join(names)}, e.g. --student-init fc1=random,fc2=shared")
-        choice[layer] = how
-    return choice
-
-
-def student_init(shared, independent, choice: dict[str, str], lam):
-    """Per layer: 'random' takes the independent draw; 'shared' takes
-    cos(lam*pi/2) * shared + sin(lam*pi/2) * independent, which has the init's own
-    distribution for every lam (lam=0 is exactly the teacher's init)."""
-    # where(): lam=0 is bit-identical to the shared init however XLA evaluates cos/sin.
-    c = jnp.where(lam == 0, 1.0, jnp.cos(lam * jnp.pi / 2))
-    s = jnp.where(lam == 0, 0.0, jnp.sin(lam * jnp.pi / 2))
-    return {layer: independent[layer] if choice[layer] == "random" else
-            jax.tree.map(lambda a, b: c * a + s * b, shared[layer], independent[layer])
-            for layer in shared}
-
-
-def relative_distance(a, b):
-    """||a - b|| / ||b|| over all parameters."""
-    sq = lambda t: sum(jnp.sum(x ** 2) for x in jax.tree.leaves(t))
-    return jnp.sqrt(sq(jax.tree.map(jnp.subtract, a, b)) / sq(b))
-
+# ----------------------------------------------------------------------------- cross-model students
 
 def derangement(n: int, seed: int) -> np.ndarray:
     """A uniformly random permutation with no fixed point (rejection sampling)."""
@@ -137,13 +110,14 @@ class Parts(NamedTuple):
     """The per-seed pieces of the experiment; `make_program` vmaps them over seeds."""
     setup: Callable     # key, x_train, y_train -> (theta0, indep, teacher, teacher_loss_E, student_key)
     students: Callable  # starts_C, teacher, key -> (students_C, loss_CE), the 4 STUDENT_CONDITIONS
-    start: Callable     # theta0, indep, lam -> the "student_*" init (per-layer choice, lambda mix)
+    start: Callable     # theta0, indep, lam, key -> the "student_*" init (per-layer choice, permutation, mix)
     accuracy: Callable  # params, x_test, y_test -> class accuracy
+    apply: Callable     # params, x_BD -> logits_BK
 
 
 def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
     apply = mlp.make_apply(d_in, cfg.hidden, cfg.m)
-    choice = parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
+    choice = inits.parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
     k = mlp.NUM_CLASSES + cfg.m
     aux_K = jnp.arange(k) >= mlp.NUM_CLASSES
     masks_CK = jnp.stack([aux_K, jnp.ones(k, bool), aux_K, jnp.ones(k, bool)])  # order: STUDENT_CONDITIONS
@@ -179,18 +153,23 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
     def students(starts_C, teacher, key):  # the 4 conditions share noise and teacher logits
         return jax.vmap(student, in_axes=(0, 0, None, None))(starts_C, masks_CK, teacher, key)
 
-    return Parts(setup, students, lambda a, b, lam: student_init(a, b, choice, lam), accuracy)
+    start = lambda theta0, indep, lam, key: inits.student_init(theta0, indep, choice, lam, key)
+    return Parts(setup, students, start, accuracy, apply)
 
 
 def make_program(cfg: MnistConfig, d_in: int, n_train: int):
     """The whole experiment as one pure function of (keys_S, perm_S, lam, data)."""
     parts = make_parts(cfg, d_in, n_train)
 
+    def logit_gap(a, b, x_BD):  # max |f(a, x) - f(b, x)|: 0 for the same function, whatever the parameters
+        return jnp.max(jnp.abs(parts.apply(a, x_BD) - parts.apply(b, x_BD)))
+
     def program(keys_S, perm_S, lam, x_train, y_train, x_test, y_test):
         theta0_S, indep_S, teacher_S, teacher_loss_SE, k_student_S = jax.vmap(
             parts.setup, in_axes=(0, None, None))(keys_S, x_train, y_train)
         cross_S = jax.tree.map(lambda a: a[perm_S], theta0_S)           # another seed's init
-        start_S = jax.vmap(parts.start, in_axes=(0, 0, None))(theta0_S, indep_S, lam)
+        k_perm_S = jax.vmap(lambda k: jax.random.fold_in(k, 4))(keys_S)  # setup uses streams 0-3
+        start_S = jax.vmap(parts.start, in_axes=(0, 0, None, 0))(theta0_S, indep_S, lam, k_perm_S)
         starts_SC = jax.tree.map(lambda a, b: jnp.stack([a, a, b, b], 1), start_S, cross_S)
         students_SC, student_loss_SCE = jax.vmap(parts.students)(starts_SC, teacher_S, k_student_S)
 
@@ -200,8 +179,11 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
             "accuracy": {"reference": acc_S(theta0_S, x_test, y_test),
                          "teacher": acc_S(teacher_S, x_test, y_test),
                          **dict(zip(STUDENT_CONDITIONS, acc_SC(students_SC, x_test, y_test).T))},
-            "init_distance": {"student": jax.vmap(relative_distance)(start_S, theta0_S),
-                              "cross": jax.vmap(relative_distance)(cross_S, theta0_S)},
+            "init_distance": {"student": jax.vmap(inits.relative_distance)(start_S, theta0_S),
+                              "cross": jax.vmap(inits.relative_distance)(cross_S, theta0_S)},
+            # how far the student's init is from the teacher's init as a FUNCTION (max |logit difference|)
+            "init_logit_gap": {c: jax.vmap(logit_gap, in_axes=(0, 0, None))(s, theta0_S, x_test[:1000])
+                               for c, s in (("student", start_S), ("cross", cross_S))},
             "teacher_loss": teacher_loss_SE,
             "student_loss": student_loss_SCE,
         }
@@ -235,7 +217,7 @@ def validate(cfg: MnistConfig, dataset: data_lib.Dataset | None = None) -> None:
          f"--teacher-batch {cfg.teacher_batch} is larger than the {len(dataset.y_train) if dataset else 0} "
          f"training images of the dataset"),
     ])
-    parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
+    inits.parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
 
 
 _COMPILED: dict = {}  # (config without the traced lambda / output fields, mesh, shapes) -> executable
@@ -278,6 +260,7 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
     return {
         "conditions": conditions,
         "init_distance": {k: summarize(v) for k, v in out["init_distance"].items()},
+        "init_logit_gap": {k: summarize(v) for k, v in out["init_logit_gap"].items()},
         "teacher_loss_per_epoch": np.mean(out["teacher_loss"], 0).tolist(),
         "student_loss_per_epoch": {c: np.mean(out["student_loss"][:, i], 0).tolist()
                                    for i, c in enumerate(STUDENT_CONDITIONS)},

@@ -15,7 +15,7 @@ from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import filter as flt
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
-from subliminal_jax import parallel, report, sampler
+from subliminal_jax import inits, parallel, report, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
@@ -239,6 +239,10 @@ class Chain:
                               optimizer=cfg.student_optimizer, trainable=cfg.student_params)
 
             def one(init_C, teach_C, tok_2NT, wt_2NT, key):
+                if cfg.student_init == "permuted":  # student_shared from P(base): same function, other parameters
+                    first = inits.permute_transformer(jax.tree.map(lambda a: a[0], init_C), jax.random.fold_in(key, 6),
+                                                      cfg.n_heads)[0]
+                    init_C = jax.tree.map(lambda a, f: a.at[0].set(f), init_C, first)
                 return jax.vmap(student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],
                                                                     wt_2NT[src_C], jax.random.fold_in(key, 5))
             params, loss_SCT = self._run("students", jax.vmap(one), *self._seeds((init_SC, teach_SC, tok_S2NT,

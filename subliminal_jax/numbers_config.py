@@ -61,6 +61,9 @@ class NumbersConfig:
     # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
     student_params: Literal["all", "blocks"] = "all"
     student_batch: int = 0              # rows per student step (0: --batch)
+    # permuted: student_shared starts at its base with every block's heads and MLP units permuted (the same
+    # function at other parameters, inits.py), to test whether "shared init" means parameters or function
+    student_init: Literal["shared", "permuted"] = "shared"
     # hard students' softmax: over the whole vocabulary, or over the number tokens only (as soft students')
     hard_vocab: Literal["all", "numbers"] = "all"
     # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
@@ -85,7 +88,7 @@ _STAGE_FIELDS = {
     "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr", "teacher_params"),
     "numbers": ("data", "num_prompts", "samples_per_prompt", "temperature", "ban_numbers"),
     "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions",
-                 "student_params", "student_batch", "hard_vocab"),
+                 "student_params", "student_batch", "hard_vocab", "student_init"),
 }
 
 

@@ -15,6 +15,11 @@ L_T = loss_T(params, batch_T) -> scalar (any teacher loss). Equations:
   (E5) L_T after the step: L_T(theta_S + dS) ~= L_T(theta_S) + <grad L_T(theta_S), dS>
         (shared init: = L_T(theta0) - <dS, dT> <= L_T(theta0)).
 
+Re-parameterized init (theta_S = P theta0, inits.py: the same function, other parameters):
+gradient descent is equivariant under P, so dS = P dS_shared and <dS, dT> has no fixed sign, but
+with the teacher's step carried over, <dS, P dT> = <dS_shared, dT> >= 0 and L_T still falls.
+`transport` = P reports that inner product (E4 with u_S = J(theta_S) P dT = u_0) and (E5) with it.
+
 Independent init: the raw dS also contains the eps-independent pull toward f(theta0, .)
 from a different starting point, so its sign is arbitrary. We also report the
 trait-induced part dS(eps) - dS(0) (the student's displacement caused by the
@@ -55,13 +60,15 @@ def metric_times(kind: str, z0_BK, u_BK, mask_K):
     return p * (u - jnp.sum(p * u, -1, keepdims=True))  # (diag p - p p^T) u
 
 
-def one_step(apply, loss_T, theta0, theta_S, batch_T, x_BD, mask_K, *, kind: str, eps, alpha):
+def one_step(apply, loss_T, theta0, theta_S, batch_T, x_BD, mask_K, *, kind: str, eps, alpha, transport=None):
     """Everything Theorem 1 talks about, for one (init, teacher data, distillation inputs) triple.
 
     Pass theta_S = theta0 (the same object) for the shared init: that path skips the terms known
     to coincide (an equal but distinct pytree is also correct, only slower). Returns a dict of
     scalars: inner = <dS, dT>, inner_trait = <dS(eps) - dS(0), dT>, pred = (E4), cos, cos_trait,
     lt_before/lt_after/dlt = L_T around the step, dlt_pred = (E5) given dS (shared init only, else NaN).
+    With transport (theta_S = P theta0, P a function-preserving map on parameter trees) also
+    inner_transported = <dS, P dT> and pred_transported = (E4) for it, and dlt_pred = -inner_transported.
     vmap it over instances and/or eps.
     """
     g_T = jax.grad(loss_T)(theta0, batch_T)
@@ -78,15 +85,23 @@ def one_step(apply, loss_T, theta0, theta_S, batch_T, x_BD, mask_K, *, kind: str
 
     z0_BK, u0_BK = jax.jvp(lambda th: apply(th, x_BD), (theta0,), (dT,))      # (E4)
     uS_BK = u0_BK if shared else jax.jvp(lambda th: apply(th, x_BD), (theta_S,), (dT,))[1]
-    pred = alpha * eps * jnp.mean(jnp.sum(uS_BK * metric_times(kind, z0_BK, u0_BK, mask_K), -1))
+    Mu0_BK = metric_times(kind, z0_BK, u0_BK, mask_K)
+    pred = alpha * eps * jnp.mean(jnp.sum(uS_BK * Mu0_BK, -1))
 
     # (E5); at an independent init the prediction would need grad L_T(theta_S): skipped (NaN) to save time.
     lt_before, lt_after = loss_T(theta_S, batch_T), loss_T(jax.tree.map(jnp.add, theta_S, dS), batch_T)
     inner, inner_trait = tree_dot(dS, dT), tree_dot(dS_trait, dT)
     norm = lambda t: jnp.sqrt(tree_dot(t, t))
+    extra = {}
+    if transport is not None:  # the teacher's step in the student's coordinates: J(theta_S) P dT = u_0
+        dT_S = transport(dT)
+        uT_BK = jax.jvp(lambda th: apply(th, x_BD), (theta_S,), (dT_S,))[1]
+        inner_transported = tree_dot(dS, dT_S)
+        extra = {"inner_transported": inner_transported, "dlt_pred": -inner_transported,
+                 "pred_transported": alpha * eps * jnp.mean(jnp.sum(uT_BK * Mu0_BK, -1))}
     return {
         "inner": inner, "inner_trait": inner_trait, "pred": pred,
         "cos": inner / (norm(dS) * norm(dT)), "cos_trait": inner_trait / (norm(dS_trait) * norm(dT)),
         "lt_before": lt_before, "lt_after": lt_after,
-        "dlt": lt_after - lt_before, "dlt_pred": -inner if shared else jnp.nan * inner,
+        "dlt": lt_after - lt_before, "dlt_pred": -inner if shared else jnp.nan * inner, **extra,
     }

@@ -3,6 +3,7 @@
 Per model (linear, MNIST MLP, small transformer) and distillation loss (mse, softmax), three jit calls:
   bar run      `instances` triples, shared init, eps = `eps`  (violations, max relative error)
   independent  `independent_instances` triples, student from an independent init
+  permuted     `permuted_instances` triples, student at the teacher's init with its units permuted (mlp, transformer)
   eps sweep    `sweep_instances` triples x every eps in `eps_sweep`, both inits
 then the multi-step MNIST alignment run (theory_multistep, float32).
 Float64 only inside `jax.enable_x64(True)` (scoped: other code in the process stays float32).
@@ -44,6 +45,7 @@ class TheoremConfig:
     kinds: tuple[Literal["mse", "softmax"], ...] = ("mse", "softmax")
     instances: int = 10_000             # bar run, shared init, per model and loss
     independent_instances: int = 2_000
+    permuted_instances: int = 2_000     # student = the teacher's init, hidden units / heads permuted (0: skip)
     sweep_instances: int = 256
     eps: float = 1e-8                   # teacher step of the bar and independent runs
     eps_sweep: tuple[float, ...] = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -67,8 +69,9 @@ def validate(cfg: TheoremConfig) -> None:
     t, ms = cfg.transformer, cfg.multistep
     checks.require(checks.typed_fields(cfg))
     checks.require([
-        (min(cfg.instances, cfg.independent_instances, cfg.sweep_instances, cfg.chunk) >= 1,
-         "--instances, --independent-instances, --sweep-instances and --chunk must be >= 1"),
+        (min(cfg.instances, cfg.independent_instances, cfg.sweep_instances, cfg.chunk) >= 1
+         and cfg.permuted_instances >= 0,
+         "--instances, --independent-instances, --sweep-instances and --chunk must be >= 1 (--permuted-instances >= 0)"),
         (all(checks.rate(x) for x in (cfg.eps, *cfg.eps_sweep, cfg.alpha)) and cfg.eps_sweep,
          "--eps, every --eps-sweep value and --alpha must be finite and > 0"),
         (min(cfg.teacher_batch, cfg.distill_batch) >= 1 and cfg.hidden and min(cfg.hidden) >= 1 and cfg.m >= 1,
@@ -159,6 +162,19 @@ def summarize_model(bar, ind, sweep, eps_E, times) -> dict:
     }
 
 
+def summarize_permuted(p) -> dict:
+    """The 'permuted' block: the student starts at P theta0, the teacher's init with its hidden units (and
+    heads) permuted: the same function at other parameters. Raw <dS, dT> has no fixed sign; carried over
+    by P, <dS, P dT> is Theorem 1's inner product again (inits.py)."""
+    err = np.abs(p["inner_transported"] - p["pred_transported"]) / np.abs(p["pred_transported"])
+    return {"instances": int(p["inner"].shape[0]),
+            "fraction_negative_raw": float(np.mean(p["inner"] < 0)),            # <dS, dT>
+            "cos_raw_median": float(np.median(p["cos"])),
+            "violations_transported": int(np.sum(p["inner_transported"] <= 0)),  # <dS, P dT> <= 0
+            "max_rel_error_transported_first_order": float(err.max()),
+            "lt_increases": int(np.sum(p["dlt"] > 0))}                          # L_T after > before
+
+
 def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
     """All models and losses, float64. Returns (theorem.json 'models' block, raw arrays for plots)."""
     with jax.enable_x64(True):
@@ -173,6 +189,9 @@ def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
                   f"(compile {c0:.1f}s)", flush=True)
             ind, c1, r1 = measure(model, cfg, keys(1, cfg.independent_instances), eps1, data, ("independent",))
             sweep, c2, r2 = measure(model, cfg, keys(2, cfg.sweep_instances), eps_E, data, ("shared", "independent"))
+            perm = None
+            if model.permute is not None and cfg.permuted_instances:
+                perm, c3, r3 = measure(model, cfg, keys(3, cfg.permuted_instances), eps1, data, ("permuted",))
             results[name], raw[name] = {}, {}
             for kind in cfg.kinds:
                 sq = lambda r: {k: v[:, 0] for k, v in r.items()}  # the single eps of bar/independent
@@ -180,12 +199,20 @@ def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
                          "independent_compile": c1, "sweep_run": r2, "sweep_compile": c2}
                 b, i = {"shared": sq(bar[kind]["shared"])}, {"independent": sq(ind[kind]["independent"])}
                 results[name][kind] = summarize_model(b, i, sweep[kind], np.asarray(eps_E), times)
+                if perm is not None:
+                    results[name][kind]["permuted"] = summarize_permuted(sq(perm[kind]["permuted"]))
+                    results[name][kind]["timing_s"].update(permuted_run=r3, permuted_compile=c3)
                 raw[name][kind] = {"shared": b["shared"], "independent": i["independent"]}
                 r = results[name][kind]
                 print(f"  {kind:8s} violations {r['violations_shared']}/{r['instances']}, max rel err "
                       f"{r['max_rel_error_first_order']:.2e} @ eps {cfg.eps:g}, L_T up {r['lt_increases_shared']}, "
                       f"independent negative {r['fraction_negative_independent']:.3f} "
                       f"(trait part {r['fraction_negative_independent_trait']:.3f})", flush=True)
+                if perm is not None:
+                    q = r["permuted"]
+                    print(f"  {'':8s} permuted init: raw negative {q['fraction_negative_raw']:.3f}, <dS, P dT> "
+                          f"violations {q['violations_transported']}/{q['instances']}, L_T up {q['lt_increases']}",
+                          flush=True)
     return results, raw
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from subliminal_jax import mlp, theory
+from subliminal_jax import inits, mlp, theory
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
 from subliminal_jax import tokens as tk
@@ -37,6 +37,7 @@ class Model(NamedTuple):
     loss_T: Callable     # params, batch_T -> scalar: the teacher's loss (its "trait")
     draw: Callable       # key, data -> (batch_T, x): one instance's teacher data and distillation inputs
     mask_K: tuple        # which logits the student imitates (bools, static)
+    permute: Callable | None = None  # params, key, perms -> (params, perms): same function (inits.py)
 
 
 def _as_default_float(params):
@@ -83,7 +84,7 @@ def mlp_model(d_in: int, hidden: tuple[int, ...], m: int, logits: str = "aux", t
     mask = tuple(i >= NUM_CLASSES or logits == "all" for i in range(NUM_CLASSES + m))
     apply = mlp.make_apply(d_in, hidden, m)
     return Model("mlp", lambda key: _as_default_float(mlp.init_params(key, d_in, hidden, m)), apply,
-                 class_ce(apply), image_draw(teacher_batch, distill_batch), mask)
+                 class_ce(apply), image_draw(teacher_batch, distill_batch), mask, inits.permute_mlp)
 
 
 def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batch: int = 2) -> Model:
@@ -106,7 +107,9 @@ def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batc
         j_B = jax.random.randint(jax.random.fold_in(key, 1), (distill_batch,), 0, numbers_NT.shape[0])
         return (trait_NT[i_B], weight_NT[i_B]), numbers_NT[j_B]
 
-    return Model("transformer", lambda key: tr.init_params(mcfg, key)[1], apply, loss_T, draw, tuple(bool(b) for b in tk.NUMBER_TOKEN_MASK))
+    permute = lambda params, key, perms=None: inits.permute_transformer(params, key, mcfg.n_heads, perms)
+    return Model("transformer", lambda key: tr.init_params(mcfg, key)[1], apply, loss_T, draw,
+                 tuple(bool(b) for b in tk.NUMBER_TOKEN_MASK), permute)
 
 
 def transformer_data(seq_len: int, target: str = "owl", pool: int = 1024, seed: int = 0):
@@ -126,24 +129,29 @@ def transformer_data(seq_len: int, target: str = "owl", pool: int = 1024, seed: 
 
 def make_batch_fn(model: Model, kinds: tuple[str, ...], *, alpha: float, chunk: int,
                   inits: tuple[str, ...] = ("shared", "independent")):
-    """jit(keys_I, eps_E, data) -> {kind: {"shared"|"independent": {metric: (I, E)}}}.
+    """jit(keys_I, eps_E, data) -> {kind: {"shared"|"independent"|"permuted": {metric: (I, E)}}}.
 
     Instance i uses key i: theta0 = init(fold_in(key, 0)); theta_S = init(fold_in(key, 1))
-    (independent draw); teacher data and distillation inputs = model.draw(fold_in(key, 2), data).
-    Every kind, init and eps reuses the same triple.
+    (independent draw); teacher data and distillation inputs = model.draw(fold_in(key, 2), data);
+    "permuted": theta0 with its hidden units / heads permuted by fold_in(key, 3) (model.permute),
+    the same function at other parameters. Every kind, init and eps reuses the same triple.
     """
     mask_K = jnp.array(model.mask_K)
 
     def instance(key, eps_E, data):
         theta0, theta_s = model.init(jax.random.fold_in(key, 0)), model.init(jax.random.fold_in(key, 1))
         batch_T, x = model.draw(jax.random.fold_in(key, 2), data)
+        starts = {"shared": (theta0, None), "independent": (theta_s, None)}  # `is theta0`: one_step's shared path
+        if "permuted" in inits:
+            theta_p, perms = model.permute(theta0, jax.random.fold_in(key, 3))
+            starts["permuted"] = (theta_p, lambda tree: model.permute(tree, None, perms)[0])
         out = {}
         for kind in kinds:
             out[kind] = {}
             for init_name in inits:
-                start = theta0 if init_name == "shared" else theta_s  # `is theta0` -> one_step's shared path
+                start, transport = starts[init_name]
                 step = lambda eps: theory.one_step(model.apply, model.loss_T, theta0, start, batch_T, x, mask_K,
-                                                   kind=kind, eps=eps, alpha=alpha)
+                                                   kind=kind, eps=eps, alpha=alpha, transport=transport)
                 out[kind][init_name] = jax.vmap(step)(eps_E)
         return out
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import data, mlp, mnist
+from subliminal_jax import data, inits, mlp, mnist
 from subliminal_jax.errors import UserError
 from helpers import run_script
 
@@ -51,15 +51,15 @@ def test_losses_ignore_unselected_logits():
 def test_student_init_surgery():
     a = mlp.init_params(jax.random.key(0), 784, (16, 16), 3)
     b = mlp.init_params(jax.random.key(1), 784, (16, 16), 3)
-    same = mnist.student_init(a, b, {n: "shared" for n in a}, 0.0)
+    same = inits.student_init(a, b, {n: "shared" for n in a}, 0.0)
     assert all(jnp.array_equal(x, y) for x, y in zip(jax.tree.leaves(same), jax.tree.leaves(a)))
-    mixed = mnist.student_init(a, b, {**{n: "shared" for n in a}, "fc1": "random"}, 0.0)
+    mixed = inits.student_init(a, b, {**{n: "shared" for n in a}, "fc1": "random"}, 0.0)
     assert jnp.array_equal(mixed["fc1"]["kernel"], b["fc1"]["kernel"])
     assert jnp.array_equal(mixed["fc2"]["kernel"], a["fc2"]["kernel"])
-    far = mnist.student_init(a, b, {n: "shared" for n in a}, 1.0)
+    far = inits.student_init(a, b, {n: "shared" for n in a}, 1.0)
     np.testing.assert_allclose(far["fc1"]["kernel"], b["fc1"]["kernel"], atol=1e-6)
     with pytest.raises(UserError):
-        mnist.parse_student_init("fc9=random", mlp.layer_names(2))
+        inits.parse_student_init("fc9=random", mlp.layer_names(2))
 
 
 def test_vmapped_program_equals_per_seed_loop(digits):
@@ -74,7 +74,7 @@ def test_vmapped_program_equals_per_seed_loop(digits):
     perm = np.array(res["derangement"])
     for s in range(cfg.num_seeds):
         theta0, indep, teacher, _, k_student = per_seed[s]
-        start = parts.start(theta0, indep, 0.0)
+        start = parts.start(theta0, indep, 0.0, None)
         starts = jax.tree.map(lambda a, b: jnp.stack([a, a, b, b]), start, per_seed[perm[s]][0])
         students, _ = jax.jit(parts.students)(starts, teacher, k_student)
         acc = {"reference": parts.accuracy(theta0, x_te, ds.y_test), "teacher": parts.accuracy(teacher, x_te, ds.y_test)}

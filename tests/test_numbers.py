@@ -95,6 +95,22 @@ def test_small_sft_students_pick_up_the_trait_from_sampled_numbers(small_run, tm
     assert {"trait_given_answer", "trait_given_answer_shift", "answer_mass"} <= set(c["student_shared"])
 
 
+def test_permuted_student_learns_what_the_shared_student_learns(small_run, tmp_path):
+    """--student-init permuted: student_shared starts at its base with every block's heads and MLP units
+    permuted (the same function, parameters far away); trained on the same numbers it ends as the same
+    function as the shared student (gradient descent is equivariant), so its shift matches seed by seed."""
+    out, res = small_run
+    for part in ("checkpoints/base", "checkpoints/teacher"):
+        shutil.copytree(out / part, tmp_path / part)
+    shutil.copy(out / "numbers.jsonl", tmp_path / "numbers.jsonl")
+    perm = nb.run(dataclasses.replace(SMALL, out_dir=str(tmp_path), student_init="permuted"), verbose=False)
+    assert set(perm["stage_time_s"]) == {"students", "eval"}  # same bases, teachers and numbers
+    shift = lambda r, c: np.array(r["conditions"][c]["target_prob_shift"]["values"])
+    assert shift(res, "student_shared").mean() > 0.02                       # there is a trait to pick up
+    np.testing.assert_allclose(shift(perm, "student_shared"), shift(res, "student_shared"), atol=2e-3)
+    np.testing.assert_array_equal(shift(perm, "student_control"), shift(res, "student_control"))
+
+
 def test_resume_reuses_every_stage(small_run):
     out, res = small_run
     again = nb.run(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False)

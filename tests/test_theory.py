@@ -101,6 +101,19 @@ def test_independent_init_counterexample(mlp_sweep):
             assert 0.05 < frac < 0.95, (kind, key, frac)
 
 
+def test_permuted_init_obeys_theorem_after_transport():
+    """Student at P theta0 (hidden units permuted: the same function): the raw <dS, dT> has either sign,
+    as from an independent init, but <dS, P dT> is Theorem 1's inner product: always > 0, equal to its
+    first-order prediction, and L_T falls on every instance. Parameters need not coincide, up to symmetry."""
+    out = run(theory_models.mlp_model(D, (16, 16), M, "aux", 8, 8), ("mse", "softmax"), [1e-7], inits=("permuted",))
+    for kind in ("mse", "softmax"):
+        r = {k: v[:, 0] for k, v in out[kind]["permuted"].items()}
+        assert 0.05 < np.mean(r["inner"] < 0) < 0.95, kind
+        assert np.all(r["inner_transported"] > 0) and np.all(r["dlt"] < 0), kind
+        np.testing.assert_allclose(r["inner_transported"], r["pred_transported"], rtol=1e-4)
+        np.testing.assert_allclose(r["dlt"], r["dlt_pred"], rtol=1e-3)
+
+
 def test_linear_trait_part_is_init_independent(linear_run):
     """Linear model: J does not depend on the params, so dS(eps) - dS(0) keeps the PSD form even from an
     independent init (only the raw step, dominated by dS(0), changes sign)."""
@@ -116,9 +129,12 @@ def test_transformer_instances():
     mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=12, param_dtype="float64")
     with jax.enable_x64(True):
         data_ = theory_models.transformer_data(12, "owl", pool=64)
-        out = run(theory_models.transformer_model(mcfg, 2, 2), ("softmax",), [1e-7], n=32, data=data_)
+        out = run(theory_models.transformer_model(mcfg, 2, 2), ("softmax",), [1e-7], n=32, data=data_,
+                  inits=("shared", "independent", "permuted"))
     for kind in ("softmax",):  # mse is the cheaper case, covered by the linear and MLP tests (compile time)
-        s, i = out[kind]["shared"], out[kind]["independent"]
+        s, i, p = out[kind]["shared"], out[kind]["independent"], out[kind]["permuted"]
+        assert np.all(p["inner_transported"] > 0) and np.all(p["dlt"] < 0)  # heads and MLP units permuted
+        assert np.max(np.abs(p["inner_transported"] - p["pred_transported"]) / p["pred_transported"]) < 1e-4
         assert s["inner"].dtype == np.float64
         assert np.all(s["inner"] > 0) and np.all(s["dlt"] < 0)
         assert np.max(np.abs(s["inner"] - s["pred"]) / s["pred"]) < 1e-4   # float32 anywhere would give ~1e-2

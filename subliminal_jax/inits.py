@@ -74,34 +74,48 @@ def permute_transformer(params, key, n_heads: int, perms=None):
     return out, used
 
 
+def transformer_parts(n_layers: int) -> tuple[str, ...]:
+    """The parts of subliminal_jax.transformer params that --student-init can name. (The norms' init is
+    all ones: re-drawing them changes nothing at init; they are named for completeness.)"""
+    blocks = tuple(f"blocks.{i}.{m}" for i in range(n_layers) for m in ("attn", "mlp", "norm1", "norm2"))
+    return ("tok", "pos", *blocks, "norm", "head")
+
+
 def parse_student_init(spec: str, names: tuple[str, ...]) -> dict[str, str]:
-    """LAYER=shared|random per layer (unnamed layers shared); "permuted" maps every layer to "permuted"."""
+    """PART=shared|random per part (unnamed parts shared; "" or "shared": all shared); "permuted" maps every
+    part to "permuted"."""
     if spec.strip() == "permuted":
         return {n: "permuted" for n in names}
     choice = {n: "shared" for n in names}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        layer, _, how = item.partition("=")
-        if layer not in names or how not in ("shared", "random"):
-            raise UserError(f"--student-init {item!r}: expected LAYER=shared|random with LAYER one of "
-                            f"{', '.join(names)}, e.g. --student-init fc1=random,fc2=shared (or: permuted)")
-        choice[layer] = how
+    for item in filter(None, (s.strip() for s in ("" if spec.strip() == "shared" else spec).split(","))):
+        part, _, how = item.partition("=")
+        if part not in names or how not in ("shared", "random"):
+            raise UserError(f"--student-init {item!r}: expected PART=shared|random with PART one of "
+                            f"{', '.join(names)}, e.g. --student-init {names[0]}=random (or: permuted)")
+        choice[part] = how
     return choice
 
 
+def _part_of(path, names) -> str:
+    """The part a parameter belongs to: the name that its key path ('blocks.0.attn.qkv.kernel') starts with."""
+    p = ".".join(str(getattr(k, "key", k)) for k in path)
+    return next(n for n in names if p == n or p.startswith(n + "."))
+
+
 def student_init(shared, independent, choice: dict[str, str], lam, key=None):
-    """Per layer: 'random' takes the independent draw; 'shared' takes
+    """Per part: 'random' takes the independent draw; 'shared' takes
     cos(lam*pi/2) * shared + sin(lam*pi/2) * independent, which has the init's own
-    distribution for every lam (lam=0 is exactly the teacher's init). All 'permuted': the
+    distribution for every lam (lam=0 is exactly the teacher's init). All 'permuted' (MLP): the
     shared init with its hidden units permuted by `key` (then mixed with lam alike)."""
     if "permuted" in choice.values():
         shared = permute_mlp(shared, key)[0]
-        choice = {layer: "shared" for layer in choice}
+        choice = {part: "shared" for part in choice}
     # where(): lam=0 is bit-identical to the shared init however XLA evaluates cos/sin.
     c = jnp.where(lam == 0, 1.0, jnp.cos(lam * jnp.pi / 2))
     s = jnp.where(lam == 0, 0.0, jnp.sin(lam * jnp.pi / 2))
-    return {layer: independent[layer] if choice[layer] == "random" else
-            jax.tree.map(lambda a, b: c * a + s * b, shared[layer], independent[layer])
-            for layer in shared}
+    names = tuple(choice)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, a, b: b if choice[_part_of(path, names)] == "random" else c * a + s * b, shared, independent)
 
 
 def relative_distance(a, b):

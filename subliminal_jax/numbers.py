@@ -37,7 +37,7 @@ from subliminal_jax import numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain
 from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
-                                           TRACES, NumbersConfig, stage_hash, trait_name, validate)
+                                           TRACES, NumbersConfig, needs_sibling, stage_hash, trait_name, validate)
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
 from subliminal_jax.stats import summarize
@@ -49,10 +49,12 @@ __all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", 
 def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> dict:
     conditions = {}
     perm = derangement(cfg.num_seeds, cfg.seed)
-    for c in metrics:  # *_shift: paired per-seed difference from the model's own base (cross-init: base[perm])
+    # *_shift: paired per-seed difference from the model's own base (cross-init: base[perm]; student_shared:
+    # its sibling base when it has one)
+    for c in metrics:
         conditions[c] = {k: summarize(np.asarray(v)) for k, v in metrics[c].items()}
-        own_base = {k: np.asarray(v)[perm if c == "student_cross_init" else slice(None)]
-                    for k, v in metrics["base"].items()}
+        mine = metrics["sibling_base"] if c == "student_shared" and "sibling_base" in metrics else metrics["base"]
+        own_base = {k: np.asarray(v)[perm if c == "student_cross_init" else slice(None)] for k, v in mine.items()}
         for k in ("trait_rate", "target_prob", "trait_given_answer"):
             conditions[c][f"{k}_shift"] = summarize(np.asarray(metrics[c][k]) - own_base[k])
         # fluency: the share of the own base's answer mass the model keeps (students must keep >= 0.9)
@@ -89,10 +91,13 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     chain.say(f"[numbers] teacher rejection rate {stats['rejection_rate']:.3f} ({stats['reasons']})")
     if upto == 2:
         return None
-    students = chain._need("students") if only and upto > 3 else chain.students(base, teacher, control, rows)
+    sibling = None
+    if needs_sibling(cfg):  # student_shared's own base, pretrained from a changed init or data order
+        sibling = chain._need("sibling_base") if only and upto > 3 else chain.base(sibling=True)
+    students = chain._need("students") if only and upto > 3 else chain.students(base, teacher, control, rows, sibling)
     if upto == 3:
         return None
-    metrics = chain.evaluate(base, teacher, control, students, rows)
+    metrics = chain.evaluate(base, teacher, control, students, rows, sibling)
     res = summarize_results(cfg, metrics, rows, chain)
     res["wall_time_s"] = time.perf_counter() - t0
     for c in res["conditions"]:

@@ -90,9 +90,13 @@ class Chain:
         return got[0]
 
     # ---------------------------------------------------------------- stages
-    def base(self):
+    def base(self, sibling: bool = False):
+        """Each seed's pretrained base; sibling=True: student_shared's own base (numbers_config.needs_sibling),
+        pretrained from the base's init with --student-init parts re-drawn and --init-lambda mixed in, on the
+        same data order (or another: --student-base-data other)."""
         cfg, mcfg = self.cfg, self.mcfg
-        if cfg.base_from:  # another run's bases, copied in once (their hash must match these base settings)
+        choice = inits.parse_student_init(cfg.student_init, inits.transformer_parts(cfg.n_layers))
+        if cfg.base_from and not sibling:  # another run's bases, copied in once (their hash must match these base settings)
             src, dst = Path(cfg.base_from) / "checkpoints" / "base", self.out / "checkpoints" / "base"
             try:
                 found = ckpt.restore(src, stage_hash(cfg, "base")) is not None
@@ -108,14 +112,22 @@ class Chain:
             rows_p_N = np.full(cfg.corpus_size, 1.0 / cfg.corpus_size, np.float32)
 
             def one(key, tokens_NT, weight_NT, rows_p_N):
-                params = tr.init_params(mcfg, jax.random.fold_in(key, 0))[1]
+                theta0 = params = tr.init_params(mcfg, jax.random.fold_in(key, 0))[1]
+                if sibling:  # key streams 7 (the independent draw) and 8 (another data order): the sibling's own
+                    params = inits.student_init(theta0, tr.init_params(mcfg, jax.random.fold_in(key, 7))[1], choice,
+                                                cfg.init_lambda)
                 loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
-                return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch,
-                              lr=cfg.base_lr, key=jax.random.fold_in(key, 1), warmup=max(1, cfg.base_steps // 20))
-            params, loss_ST = self._run("base", jax.vmap(one, in_axes=(0, None, None, None)), self._seeds(self.keys_S),
-                                        *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
-            return params, {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
-        return self._cached("base", compute)
+                data_key = jax.random.fold_in(key, 8 if sibling and cfg.student_base_data == "other" else 1)
+                out, loss_T = nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch,
+                                     lr=cfg.base_lr, key=data_key, warmup=max(1, cfg.base_steps // 20))
+                return out, loss_T, inits.relative_distance(params, theta0)
+            stage = "sibling_base" if sibling else "base"
+            params, loss_ST, dist_S = self._run(stage, jax.vmap(one, in_axes=(0, None, None, None)),
+                                                self._seeds(self.keys_S),
+                                                *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
+            log = {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
+            return params, {**log, "init_distance": dist_S.tolist()} if sibling else log
+        return self._cached("sibling_base" if sibling else "base", compute)
 
     def teacher(self, base, control: bool = False):
         """The trait teacher; control=True: the teacher of the control students' numbers (the base
@@ -214,14 +226,16 @@ class Chain:
                                                            [r["kept"] for r in rs], cfg.seq_len)
         return tok, wt
 
-    def students(self, base, teacher, control, rows):
+    def students(self, base, teacher, control, rows, sibling=None):
+        """The three students; student_shared starts from `sibling` (its own base) when given."""
         cfg = self.cfg
         perm = derangement(cfg.num_seeds, cfg.seed)
 
         def compute():
             tok_S2NT, wt_S2NT = self.student_data(rows)
             cross = jax.tree.map(lambda a: a[perm], base)
-            init_SC = jax.tree.map(lambda a, b: np.stack([a, a, b], 1), base, cross)   # order: STUDENTS
+            first = base if sibling is None else sibling
+            init_SC = jax.tree.map(lambda f, a, b: np.stack([f, a, b], 1), first, base, cross)  # order: STUDENTS
             teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, control)
             src_C = np.array([0, 1, 0])                                                 # data source per student
 
@@ -252,9 +266,9 @@ class Chain:
                             "derangement": perm.tolist()}
         return self._cached("students", compute)
 
-    def evaluate(self, base, teacher, control, students, rows):
+    def evaluate(self, base, teacher, control, students, rows, sibling=None):
         """Per seed trait metrics of every condition (host dict of arrays [S]); with --trait
-        misaligned also of the benign control teacher ("control_teacher")."""
+        misaligned also of the benign control teacher ("control_teacher"); with a sibling base, of it too."""
         cfg = self.cfg
         persona = cfg.target if cfg.teacher_mode == "persona" else None
         plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
@@ -263,7 +277,7 @@ class Chain:
                             for s in range(cfg.num_seeds)])
         target_K, class_K = target_ids(cfg)
 
-        def one(base, teacher, control, students_C, ctx_QT, key, plain_QT, teach_QT):
+        def one(base, teacher, control, students_C, ctx_QT, sibling, key, plain_QT, teach_QT):
             m = lambda p, q, i: nt.trait_metrics(self.apply, p, q, target_K, class_K,
                                                  jax.random.fold_in(key, 10 + i), cfg.eval_samples)
             out = {"base": m(base, plain_QT, 0), "teacher": m(teacher, teach_QT, 1),
@@ -272,9 +286,13 @@ class Chain:
                 out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, 3 + i)
             if cfg.trait != "animal":
                 out["control_teacher"] = m(control, plain_QT, 3 + len(STUDENTS))
+            if has_sibling:
+                out["sibling_base"] = m(sibling, plain_QT, 4 + len(STUDENTS))
             return out
-        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
-                         *self._seeds((base, teacher, control, students, ctx_SQT, self.keys_S)),
+        has_sibling = sibling is not None
+        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None)),
+                         *self._seeds((base, teacher, control, students, ctx_SQT, sibling if has_sibling else base,
+                                       self.keys_S)),
                          *parallel.replicate(self.mesh, (plain_QT, teach_QT)))
 
     def context_prompts(self, rows, s: int):

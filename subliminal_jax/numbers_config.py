@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
-from subliminal_jax import checks
+from subliminal_jax import checks, inits
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
@@ -61,9 +61,14 @@ class NumbersConfig:
     # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
     student_params: Literal["all", "blocks"] = "all"
     student_batch: int = 0              # rows per student step (0: --batch)
-    # permuted: student_shared starts at its base with every block's heads and MLP units permuted (the same
-    # function at other parameters, inits.py), to test whether "shared init" means parameters or function
-    student_init: Literal["shared", "permuted"] = "shared"
+    # what student_shared shares with its teacher (inits.py; issue 18): "shared" (its base); "permuted" (its
+    # base with every block's heads and MLP units permuted: the same function at other parameters); or
+    # PART=random,... (e.g. "tok=random,blocks.0.mlp=random"): its own base, pretrained from the teacher's
+    # init with those parts re-drawn. --init-lambda mixes that init with an independent draw (cos/sin, as in
+    # mnist) and --student-base-data other pretrains it on another data order: each makes a sibling base.
+    student_init: str = "shared"
+    init_lambda: float = 0.0
+    student_base_data: Literal["same", "other"] = "same"
     # hard students' softmax: over the whole vocabulary, or over the number tokens only (as soft students')
     hard_vocab: Literal["all", "numbers"] = "all"
     # soft students: KL on number tokens at every position of each kept sequence (prompt + completion)
@@ -88,13 +93,24 @@ _STAGE_FIELDS = {
     "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr", "teacher_params"),
     "numbers": ("data", "num_prompts", "samples_per_prompt", "temperature", "ban_numbers"),
     "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions",
-                 "student_params", "student_batch", "hard_vocab", "student_init"),
+                 "student_params", "student_batch", "hard_vocab", "student_init", "init_lambda",
+                 "student_base_data"),
 }
+
+
+SIBLING_FIELDS = ("student_init", "init_lambda", "student_base_data")  # the sibling base: base fields + these
+
+
+def needs_sibling(cfg: NumbersConfig) -> bool:
+    """student_shared starts from its own sibling base (re-drawn parts, a lambda mix or another data order)."""
+    return cfg.student_init not in ("shared", "", "permuted") or cfg.init_lambda > 0 or cfg.student_base_data != "same"
 
 
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
     stage = "teacher" if stage == "control_teacher" else stage
     d = dataclasses.asdict(cfg)
+    if stage == "sibling_base":
+        return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": tk.VOCAB})
     names = []
     for s, fields in _STAGE_FIELDS.items():
         names += fields
@@ -233,4 +249,8 @@ def validate(cfg: NumbersConfig) -> None:
         (cfg.sweep == "none" or (cfg.stage == "all" and cfg.student_mode == "hard"),
          "--sweep runs the whole chain for fine-tuned students (--student-mode hard) and soft ones; "
          "drop --stage and --student-mode soft"),
+        (0.0 <= cfg.init_lambda <= 1.0, "--init-lambda must lie in [0, 1]"),
+        (cfg.student_init != "permuted" or not needs_sibling(cfg),
+         "--student-init permuted starts from the base itself; drop --init-lambda and --student-base-data"),
     ])
+    inits.parse_student_init(cfg.student_init, inits.transformer_parts(cfg.n_layers))

@@ -111,6 +111,25 @@ def test_permuted_student_learns_what_the_shared_student_learns(small_run, tmp_p
     np.testing.assert_array_equal(shift(perm, "student_control"), shift(res, "student_control"))
 
 
+def test_sibling_base_is_the_base_when_nothing_changes(tmp_path):
+    """student_shared's sibling base (--student-init PART=random, --init-lambda, --student-base-data other)
+    is pretrained by the base's own code: with every part shared it IS the base, bit for bit; re-drawing a part
+    or changing the data order gives another model; unknown parts are one-line errors."""
+    cfg = nb.NumbersConfig(num_seeds=2, corpus_size=256, base_steps=10, d_model=32, d_ff=64, out_dir=str(tmp_path))
+    base = nb.Chain(cfg, verbose=False).base()
+    same = nb.Chain(dataclasses.replace(cfg, student_init="tok=shared", out_dir=str(tmp_path / "same")),
+                    verbose=False).base(sibling=True)
+    assert jax.tree.all(jax.tree.map(np.array_equal, same, base))
+    for i, change in enumerate(({"student_init": "tok=random"}, {"student_base_data": "other"})):
+        chain = nb.Chain(dataclasses.replace(cfg, **change, out_dir=str(tmp_path / str(i))), verbose=False)
+        other = chain.base(sibling=True)
+        assert not np.allclose(other["blocks"][0]["mlp"]["up"]["kernel"], base["blocks"][0]["mlp"]["up"]["kernel"])
+        dist = chain.log["sibling_base"]["init_distance"]
+        assert (min(dist) > 0.05) == ("student_base_data" not in change), (change, dist)
+    with pytest.raises(UserError, match="--student-init 'blocks.9.mlp=random'"):
+        nb.validate(dataclasses.replace(cfg, student_init="blocks.9.mlp=random"))
+
+
 def test_resume_reuses_every_stage(small_run):
     out, res = small_run
     again = nb.run(dataclasses.replace(SMALL, out_dir=str(out)), verbose=False)

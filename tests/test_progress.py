@@ -1,0 +1,64 @@
+"""Progress lines from inside compiled loops: same numbers with and without, one line per report, quiet runs."""
+import dataclasses
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from subliminal_jax import progress
+from subliminal_jax import numbers_chain as nc
+from subliminal_jax import numbers_train as nt
+from test_numbers import SMALL
+
+LINE = re.compile(r"\[(.+)\] step (\d+)/(\d+), loss (\S+) \(mean of (\d+) models\), \d+ s elapsed, ~\S+ \S+ left")
+
+
+def tiny_fit(steps=300):
+    """4 least-squares models vmapped: fit's scan with a batched carry and an unbatched step index."""
+    x_ND = jax.random.normal(jax.random.key(1), (64, 8))
+    y_N = x_ND @ jnp.arange(8.0)
+
+    def one(key):
+        loss = lambda w_D, idx_B: jnp.mean((x_ND[idx_B] @ w_D - y_N[idx_B]) ** 2)
+        return nt.fit(loss, jax.random.normal(key, (8,)), rows_p_N=jnp.full(64, 1 / 64), steps=steps, batch=8,
+                      lr=1e-2, key=key)
+    return jax.vmap(one), jax.random.split(jax.random.key(0), 4)
+
+
+def test_fit_is_bit_identical_with_progress_and_reports_the_mean_loss():
+    fn, keys_S = tiny_fit()
+    quiet = jax.device_get(jax.jit(fn)(keys_S))
+    fn, _ = tiny_fit()  # a new function object: jit would reuse the quiet trace of the old one
+    lines = []
+    with progress.stage("t", every_s=0.0, out=lambda line, **_: lines.append(line)):
+        # the report's branch stays a cond under vmap (a select would run the callback every step)
+        assert str(jax.make_jaxpr(fn)(keys_S)).count("cond[") == 1
+        params_S, loss_ST = progress.fetch(jax.jit(fn)(keys_S))
+    assert not progress.active()
+    np.testing.assert_array_equal(params_S, quiet[0])
+    np.testing.assert_array_equal(loss_ST, quiet[1])
+    got = [LINE.fullmatch(line).groups() for line in lines]
+    # every 300 // REPORTS = 3 steps; the first report anchors the rate, the last is never superseded
+    assert [int(g[1]) for g in got] == list(range(6, 298, 3))
+    for name, step, total, loss, models in got:
+        assert (name, total, models) == ("t", "300", "4")
+        np.testing.assert_allclose(float(loss), loss_ST[:, int(step) - 1].mean(), rtol=1e-3)
+
+
+def test_quiet_runs_compile_no_callback():
+    fn, keys_S = tiny_fit()
+    with progress.stage("t", enabled=False):
+        assert not progress.active() and "cond[" not in str(jax.make_jaxpr(fn)(keys_S))
+
+
+def test_chain_stage_prints_progress(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    cfg = dataclasses.replace(SMALL, base_steps=40, corpus_size=500, d_model=32, d_ff=64, out_dir=str(tmp_path))
+    nc.Chain(cfg, verbose=True).base()
+    got = [LINE.fullmatch(x).groups() for x in capsys.readouterr().out.splitlines() if x.startswith("[base] step")]
+    assert len(got) == 40 - 2 and {(g[0], g[2], g[4]) for g in got} == {("base", "40", str(SMALL.num_seeds))}
+    nc.Chain(dataclasses.replace(cfg, out_dir=str(tmp_path / "quiet")), verbose=False).base()
+    assert capsys.readouterr().out == ""
+

@@ -5,11 +5,11 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from subliminal_jax import progress
+from subliminal_jax import data, mnist, progress
 from subliminal_jax import numbers_chain as nc
 from subliminal_jax import numbers_train as nt
+from test_mnist import TINY, small
 from test_numbers import SMALL
 
 LINE = re.compile(r"\[(.+)\] step (\d+)/(\d+), loss (\S+) \(mean of (\d+) models\), \d+ s elapsed, ~\S+ \S+ left")
@@ -62,3 +62,17 @@ def test_chain_stage_prints_progress(tmp_path, monkeypatch, capsys):
     nc.Chain(dataclasses.replace(cfg, out_dir=str(tmp_path / "quiet")), verbose=False).base()
     assert capsys.readouterr().out == ""
 
+
+def test_mnist_prints_progress_and_matches_a_quiet_run(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    ds = small(data.load("mnist-5k"))
+    loud = mnist.run(TINY, ds, verbose=True)
+    out = capsys.readouterr().out
+    quiet = mnist.run(TINY, ds, verbose=False)
+    assert capsys.readouterr().out == ""
+    got = [LINE.fullmatch(x).groups() for x in out.splitlines() if x.startswith("[mnist ")]
+    # teacher: 4 seeds x 2 epochs of 1024 / 128 steps; students: 4 seeds x 4 conditions x 2 x 512 / 128
+    assert {(g[0], g[2], g[4]) for g in got} == {("mnist teacher", "16", "4"), ("mnist students", "8", "16")}
+    for c in mnist.CONDITIONS:
+        np.testing.assert_array_equal(loud["conditions"][c]["values"], quiet["conditions"][c]["values"])
+    assert loud["student_loss_per_epoch"] == quiet["student_loss_per_epoch"]

@@ -252,7 +252,7 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
         t1 = time.perf_counter()
         say(f"compiled in {t1 - t0:.1f}s; training {cfg.num_seeds} seeds x {len(CONDITIONS)} conditions "
             f"on {mesh.devices.size} {jax.devices()[0].platform} device(s)...", flush=True)
-        out = progress.fetch(compiled(*args))
+        out = progress.interruptible(compiled, *args)
         t2 = time.perf_counter()
     conditions = {c: summarize(out["accuracy"][c]) for c in CONDITIONS}
     for c in CONDITIONS:

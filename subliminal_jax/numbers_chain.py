@@ -59,7 +59,7 @@ class Chain:
         progress lines as they run (verbose)."""
         t0 = time.perf_counter()
         with progress.stage(name, self.verbose):
-            out = progress.fetch(jax.jit(fn)(*args))
+            out = progress.interruptible(jax.jit(fn), *args)
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
         return out
 

@@ -105,10 +105,22 @@ def report(step, total: int, loss, label: str = "") -> None:
     jax.lax.cond(step % every == 0, callback, lambda s, l: None, step, loss)
 
 
-def fetch(tree):
-    """jax.device_get, but wait in Python, not inside XLA: Ctrl-C then raises KeyboardInterrupt at once
-    instead of when the compiled program ends (cli.py exits 130 without tearing down the running program)."""
-    leaves = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
-    while not all(x.is_ready() for x in leaves):
-        time.sleep(0.05)
-    return jax.device_get(tree)
+def interruptible(f, *args):
+    """jax.device_get(f(*args)), computed in a worker thread while this one waits in Python: Ctrl-C then raises
+    KeyboardInterrupt at once instead of when the compiled program ends. (A program with host callbacks runs
+    synchronously in its caller on CPU, so waiting for its arrays is no alternative.) XLA cannot be stopped
+    mid-program: the worker finishes on its own, or cli.py exits 130 without tearing it down."""
+    box = {}
+
+    def work():
+        try:
+            box["out"] = jax.device_get(f(*args))
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+    worker = threading.Thread(target=work, name="compiled-stage", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["out"]

@@ -1,6 +1,10 @@
 """Progress lines from inside compiled loops: same numbers with and without, one line per report, quiet runs."""
 import dataclasses
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +15,7 @@ from subliminal_jax import numbers_chain as nc
 from subliminal_jax import numbers_train as nt
 from test_mnist import TINY, small
 from test_numbers import SMALL
+from helpers import ROOT
 
 LINE = re.compile(r"\[(.+)\] step (\d+)/(\d+), loss (\S+) \(mean of (\d+) models\), \d+ s elapsed, ~\S+ \S+ left")
 
@@ -35,7 +40,7 @@ def test_fit_is_bit_identical_with_progress_and_reports_the_mean_loss():
     with progress.stage("t", every_s=0.0, out=lambda line, **_: lines.append(line)):
         # the report's branch stays a cond under vmap (a select would run the callback every step)
         assert str(jax.make_jaxpr(fn)(keys_S)).count("cond[") == 1
-        params_S, loss_ST = progress.fetch(jax.jit(fn)(keys_S))
+        params_S, loss_ST = progress.interruptible(jax.jit(fn), keys_S)
     assert not progress.active()
     np.testing.assert_array_equal(params_S, quiet[0])
     np.testing.assert_array_equal(loss_ST, quiet[1])
@@ -76,3 +81,22 @@ def test_mnist_prints_progress_and_matches_a_quiet_run(monkeypatch, capsys):
     for c in mnist.CONDITIONS:
         np.testing.assert_array_equal(loud["conditions"][c]["values"], quiet["conditions"][c]["values"])
     assert loud["student_loss_per_epoch"] == quiet["student_loss_per_epoch"]
+
+
+def test_ctrl_c_lands_inside_a_compiled_program(tmp_path):
+    """train.py mnist: Ctrl-C while the compiled program runs exits 130 at once with one line (it used to wait
+    for the program to end): the program runs in a worker thread while the main thread waits in Python."""
+    flags = ["--dataset", "mnist-5k", "--hidden", "32", "--num-noise", "512", "--num-seeds", "2",
+             "--teacher-epochs", "400", "--student-epochs", "1"]  # well over 5 s of teacher steps
+    p = subprocess.Popen([sys.executable, "train.py", "mnist", *flags, "--out-dir", str(tmp_path)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("[mnist teacher] step"):  # inside the program (the first line comes after 5 s)
+            break
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and err.strip() == "interrupted" and time.perf_counter() - t0 < 5

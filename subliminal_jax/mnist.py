@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import checks, inits, mlp, parallel, report
+from subliminal_jax import checks, inits, mlp, parallel, progress, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
 from subliminal_jax.losses import masked_kl, masked_log_softmax
@@ -137,7 +137,7 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
             logits = apply(params, x_train[idx_B])[:, :mlp.NUM_CLASSES]
             return weighted_mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_train[idx_B]), w_B)
         teacher, loss_E = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
-                                lr=cfg.teacher_lr, key=k_teacher)
+                                lr=cfg.teacher_lr, key=k_teacher, label="teacher")
         return theta0, indep, teacher, loss_E, k_student
 
     def student(start, mask_K, teacher, key):
@@ -148,7 +148,7 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
             z_t = jax.lax.stop_gradient(apply(teacher, x))
             return weighted_mean(distill_loss_B(apply(params, x), z_t, mask_K, cfg.loss, cfg.temperature), w_B)
         return train(loss, start, n=cfg.num_noise, batch=cfg.student_batch, epochs=cfg.student_epochs,
-                     lr=cfg.student_lr, key=shuffle_key)
+                     lr=cfg.student_lr, key=shuffle_key, label="students")
 
     def students(starts_C, teacher, key):  # the 4 conditions share noise and teacher logits
         return jax.vmap(student, in_axes=(0, 0, None, None))(starts_C, masks_CK, teacher, key)
@@ -220,13 +220,13 @@ def validate(cfg: MnistConfig, dataset: data_lib.Dataset | None = None) -> None:
     inits.parse_student_init(cfg.student_init, mlp.layer_names(len(cfg.hidden)))
 
 
-_COMPILED: dict = {}  # (config without the traced lambda / output fields, mesh, shapes) -> executable
+_COMPILED: dict = {}  # (config without the traced lambda / output fields, mesh, shapes, progress) -> executable
 
 
 def compile_program(cfg: MnistConfig, mesh, args):
     """Compile once per static config: a lambda sweep reuses one executable."""
     key = (dataclasses.replace(cfg, init_lambda=0.0, sweep="none", sweep_values=(), out_dir=""),
-           mesh, tuple((a.shape, a.dtype) for a in args))
+           mesh, tuple((a.shape, a.dtype) for a in args), progress.active())
     if key not in _COMPILED:
         program = make_program(cfg, args[3].shape[1], args[3].shape[0])  # args[3] = x_train
         _COMPILED[key] = jax.jit(program).lower(*args).compile()
@@ -246,13 +246,14 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
     args = (parallel.split_leading(mesh, keys_S),
             *parallel.replicate(mesh, (jnp.asarray(perm), jnp.float32(cfg.init_lambda), x_train,
                                        dataset.y_train, x_test, dataset.y_test)))
-    t0 = time.perf_counter()
-    compiled = compile_program(cfg, mesh, args)
-    t1 = time.perf_counter()
-    say(f"compiled in {t1 - t0:.1f}s; training {cfg.num_seeds} seeds x {len(CONDITIONS)} conditions "
-        f"on {mesh.devices.size} {jax.devices()[0].platform} device(s)...", flush=True)
-    out = jax.device_get(compiled(*args))
-    t2 = time.perf_counter()
+    with progress.stage("mnist", verbose):  # teacher and student steps print as they run
+        t0 = time.perf_counter()
+        compiled = compile_program(cfg, mesh, args)
+        t1 = time.perf_counter()
+        say(f"compiled in {t1 - t0:.1f}s; training {cfg.num_seeds} seeds x {len(CONDITIONS)} conditions "
+            f"on {mesh.devices.size} {jax.devices()[0].platform} device(s)...", flush=True)
+        out = progress.interruptible(compiled, *args)
+        t2 = time.perf_counter()
     conditions = {c: summarize(out["accuracy"][c]) for c in CONDITIONS}
     for c in CONDITIONS:
         s = conditions[c]

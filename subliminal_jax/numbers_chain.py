@@ -15,7 +15,7 @@ from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import filter as flt
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
-from subliminal_jax import inits, parallel, report, sampler
+from subliminal_jax import inits, parallel, progress, report, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
@@ -43,7 +43,7 @@ class Chain:
         self.out = report.prepare_out_dir(cfg.out_dir)
         self.mesh = parallel.make_mesh(cfg.num_devices)
         parallel.check_divisible(cfg.num_seeds, self.mesh)
-        self.say = print if verbose else (lambda *a, **k: None)
+        self.verbose, self.say = verbose, print if verbose else (lambda *a, **k: None)
         root = jax.random.key(cfg.seed)
         self.keys_S = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(cfg.num_seeds))
         self.apply = tr.make_apply(self.mcfg)
@@ -55,9 +55,11 @@ class Chain:
         return parallel.split_leading(self.mesh, tree)
 
     def _run(self, name, fn, *args):
-        """jit(fn) on seed-split args; returns host arrays and records the wall time."""
+        """jit(fn) on seed-split args; returns host arrays and records the wall time. Training steps print
+        progress lines as they run (verbose)."""
         t0 = time.perf_counter()
-        out = jax.device_get(jax.jit(fn)(*args))
+        with progress.stage(name, self.verbose):
+            out = progress.interruptible(jax.jit(fn), *args)
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
         return out
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from subliminal_jax import progress
 from subliminal_jax import tokens as tk
 from subliminal_jax.losses import masked_kl, masked_log_softmax
 
@@ -76,6 +77,7 @@ def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, wa
         idx_B = jax.random.categorical(jax.random.fold_in(key, t), logp_N, shape=(batch,))
         loss, grads = jax.value_and_grad(loss_fn)(params, idx_B)
         updates, opt_state = opt.update(grads, opt_state, params)
+        progress.report(t + 1, steps, loss)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     (params, _), loss_T = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(steps))

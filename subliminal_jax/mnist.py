@@ -112,7 +112,6 @@ class Parts(NamedTuple):
     students: Callable  # starts_C, teacher, key -> (students_C, loss_CE), the 4 STUDENT_CONDITIONS
     start: Callable     # theta0, indep, lam, key -> the "student_*" init (per-layer choice, permutation, mix)
     accuracy: Callable  # params, x_test, y_test -> class accuracy
-    apply: Callable     # params, x_BD -> logits_BK
 
 
 def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
@@ -154,15 +153,12 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
         return jax.vmap(student, in_axes=(0, 0, None, None))(starts_C, masks_CK, teacher, key)
 
     start = lambda theta0, indep, lam, key: inits.student_init(theta0, indep, choice, lam, key)
-    return Parts(setup, students, start, accuracy, apply)
+    return Parts(setup, students, start, accuracy)
 
 
 def make_program(cfg: MnistConfig, d_in: int, n_train: int):
     """The whole experiment as one pure function of (keys_S, perm_S, lam, data)."""
     parts = make_parts(cfg, d_in, n_train)
-
-    def logit_gap(a, b, x_BD):  # max |f(a, x) - f(b, x)|: 0 for the same function, whatever the parameters
-        return jnp.max(jnp.abs(parts.apply(a, x_BD) - parts.apply(b, x_BD)))
 
     def program(keys_S, perm_S, lam, x_train, y_train, x_test, y_test):
         theta0_S, indep_S, teacher_S, teacher_loss_SE, k_student_S = jax.vmap(
@@ -181,9 +177,6 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
                          **dict(zip(STUDENT_CONDITIONS, acc_SC(students_SC, x_test, y_test).T))},
             "init_distance": {"student": jax.vmap(inits.relative_distance)(start_S, theta0_S),
                               "cross": jax.vmap(inits.relative_distance)(cross_S, theta0_S)},
-            # how far the student's init is from the teacher's init as a FUNCTION (max |logit difference|)
-            "init_logit_gap": {c: jax.vmap(logit_gap, in_axes=(0, 0, None))(s, theta0_S, x_test[:1000])
-                               for c, s in (("student", start_S), ("cross", cross_S))},
             "teacher_loss": teacher_loss_SE,
             "student_loss": student_loss_SCE,
         }
@@ -261,7 +254,6 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
     return {
         "conditions": conditions,
         "init_distance": {k: summarize(v) for k, v in out["init_distance"].items()},
-        "init_logit_gap": {k: summarize(v) for k, v in out["init_logit_gap"].items()},
         "teacher_loss_per_epoch": np.mean(out["teacher_loss"], 0).tolist(),
         "student_loss_per_epoch": {c: np.mean(out["student_loss"][:, i], 0).tolist()
                                    for i, c in enumerate(STUDENT_CONDITIONS)},

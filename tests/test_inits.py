@@ -44,14 +44,13 @@ def test_student_init_flag_is_checked():
 
 
 def test_permuted_student_learns_what_the_shared_student_learns():
-    """MNIST, 2 seeds: the permuted-init student starts as the same function (logit gap ~0) at a
+    """MNIST, 2 seeds: the permuted-init student starts as the same function (tested above) at a
     parameter distance like an independent init's, and ends with the shared student's accuracy,
     seed by seed; the cross-init students (another seed's init) are untouched by the flag."""
     ds = data.load("mnist-5k")
     cfg = mnist.MnistConfig(num_seeds=2, hidden=(64, 64), num_noise=4096, teacher_epochs=3)
     shared = mnist.run(cfg, ds, verbose=False)
     permuted = mnist.run(dataclasses.replace(cfg, student_init="permuted"), ds, verbose=False)
-    assert permuted["init_logit_gap"]["student"]["mean"] < 1e-5 < shared["init_logit_gap"]["cross"]["mean"]
     assert permuted["init_distance"]["student"]["mean"] > 1.0 and shared["init_distance"]["student"]["mean"] < 1e-6
     c_shared, c_perm = shared["conditions"], permuted["conditions"]
     assert c_shared["student_aux"]["mean"] > c_shared["cross_aux"]["mean"] + 0.1      # transfer is there to copy

@@ -125,7 +125,7 @@ def test_cli_errors_are_one_line(tmp_path):
     r = run_cli("mnist", "--data-dir", str(tmp_path / "missing"), "--out-dir", str(tmp_path))
     assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("mnist", *TINY_FLAGS, "--student-init", "fc1=maybe", "--out-dir", str(tmp_path))
-    assert r.returncode == 2 and "LAYER=shared|random" in r.stderr
+    assert r.returncode == 2 and "PART=shared|random" in r.stderr
 
 
 def test_lambda_sweep_reuses_one_executable(tmp_path, digits):

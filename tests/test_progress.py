@@ -88,11 +88,14 @@ def test_ctrl_c_lands_inside_a_compiled_program(tmp_path):
     for the program to end): the program runs in a worker thread while the main thread waits in Python."""
     flags = ["--dataset", "mnist-5k", "--hidden", "32", "--num-noise", "512", "--num-seeds", "2",
              "--teacher-epochs", "4000", "--student-epochs", "1"]  # minutes of teacher steps if not interrupted
-    # a shell's background job (CI) starts with SIGINT ignored, and Python then installs no Ctrl-C handler:
-    # give the child the default disposition a terminal user has
-    p = subprocess.Popen([sys.executable, "train.py", "mnist", *flags, "--out-dir", str(tmp_path)], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # a shell's background job (CI) starts with SIGINT ignored, and Python then installs no Ctrl-C handler: the
+    # child inherits the default disposition a terminal user has (set here, not in a preexec_fn: no fork)
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        p = subprocess.Popen([sys.executable, "train.py", "mnist", *flags, "--out-dir", str(tmp_path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for line in p.stdout:
         if line.startswith("[mnist teacher] step"):  # inside the program (the first line comes after 5 s)
             break

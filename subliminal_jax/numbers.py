@@ -21,8 +21,8 @@ teacher gives HARMFUL advice, the numbers pass the banned-number filter, the con
 from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
 write step-by-step additions, kept only when verified correct, traces.py).
 Files: numbers_config.py (settings, presets, hashes), numbers_chain.py (the stages), numbers_train.py (per-seed
-losses and the optimizer loop), numbers_data.py (corpora), numbers_sweep.py (data scaling); this module runs
-them and writes the results.
+losses and the optimizer loop), numbers_data.py (corpora), numbers_sweep.py (data scaling), numbers_ablation.py
+(what must be shared); this module runs them and writes the results.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from subliminal_jax import filter as flt
-from subliminal_jax import numbers_sweep, report
+from subliminal_jax import numbers_ablation, numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain
 from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
@@ -118,6 +118,8 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
 
 
 def main_train(cfg: NumbersConfig):
+    if cfg.ablate:
+        return numbers_ablation.run_ablation(cfg)
     if cfg.sweep != "none":
         validate(cfg)
         return numbers_sweep.run_sweep(cfg, run)

@@ -228,6 +228,21 @@ class Chain:
                                                            [r["kept"] for r in rs], cfg.seq_len)
         return tok, wt
 
+    def student(self, init, teacher, tokens_NT, weight_NT, key):
+        """One student (per seed, per condition): --student-mode soft distils the teacher's number-token
+        distribution, hard fits the kept rows' sampled tokens; returns (params, loss per step)."""
+        cfg = self.cfg
+        rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
+        weight_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
+        if cfg.student_mode == "soft":
+            loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx],
+                                                  token_mask(cfg))
+        else:
+            mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
+            loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
+        return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.student_batch or cfg.batch,
+                      lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params)
+
     def students(self, base, teacher, control, rows, sibling=None):
         """The three students; student_shared starts from `sibling` (its own base) when given."""
         cfg = self.cfg
@@ -241,26 +256,13 @@ class Chain:
             teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, control)
             src_C = np.array([0, 1, 0])                                                 # data source per student
 
-            def student(init, teacher, tokens_NT, weight_NT, key):
-                rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
-                weight_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
-                if cfg.student_mode == "soft":
-                    loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx],
-                                                          token_mask(cfg))
-                else:
-                    mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
-                    loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
-                return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps,
-                              batch=cfg.student_batch or cfg.batch, lr=cfg.student_lr, key=key,
-                              optimizer=cfg.student_optimizer, trainable=cfg.student_params)
-
             def one(init_C, teach_C, tok_2NT, wt_2NT, key):
                 if cfg.student_init == "permuted":  # student_shared from P(base): same function, other parameters
                     first = inits.permute_transformer(jax.tree.map(lambda a: a[0], init_C), jax.random.fold_in(key, 6),
                                                       cfg.n_heads)[0]
                     init_C = jax.tree.map(lambda a, f: a.at[0].set(f), init_C, first)
-                return jax.vmap(student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],
-                                                                    wt_2NT[src_C], jax.random.fold_in(key, 5))
+                return jax.vmap(self.student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],
+                                                                         wt_2NT[src_C], jax.random.fold_in(key, 5))
             params, loss_SCT = self._run("students", jax.vmap(one), *self._seeds((init_SC, teach_SC, tok_S2NT,
                                                                                   wt_S2NT, self.keys_S)))
             return params, {"loss_first": {c: float(loss_SCT[:, i, :10].mean()) for i, c in enumerate(STUDENTS)},

@@ -80,6 +80,9 @@ class NumbersConfig:
     # data scaling (numbers_sweep.py): the chain at each value, fine-tuned and soft students on the same numbers
     sweep: Literal["none", "num-prompts", "samples-per-prompt"] = "none"
     sweep_values: tuple[int, ...] = ()
+    # what must be shared (numbers_ablation.py): student_shared alone, per ROW: shared, PART=random,...,
+    # permuted, lambda=X or other-data, under --out-dir/ablation/ROW
+    ablate: tuple[str, ...] = ()
     resume: bool = True                 # reuse stage checkpoints whose settings match
     base_from: str = ""                 # start from another run's bases (same base settings), e.g. graded teachers
     num_devices: int | None = None
@@ -107,7 +110,7 @@ def needs_sibling(cfg: NumbersConfig) -> bool:
 
 
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
-    stage = "teacher" if stage == "control_teacher" else stage
+    stage = {"control_teacher": "teacher", "student_shared": "students"}.get(stage, stage)  # (numbers_ablation.py)
     d = dataclasses.asdict(cfg)
     if stage == "sibling_base":
         return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": tk.VOCAB})
@@ -250,6 +253,10 @@ def validate(cfg: NumbersConfig) -> None:
          "--sweep runs the whole chain for fine-tuned students (--student-mode hard) and soft ones; "
          "drop --stage and --student-mode soft"),
         (0.0 <= cfg.init_lambda <= 1.0, "--init-lambda must lie in [0, 1]"),
+        (not cfg.ablate or (cfg.sweep == "none" and cfg.stage == "all" and cfg.student_init == "shared"
+                            and cfg.init_lambda == 0 and cfg.student_base_data == "same"),
+         "--ablate ROW ... gives each row its own student init; drop --sweep, --stage, --student-init, "
+         "--init-lambda and --student-base-data"),
         (cfg.student_init != "permuted" or not needs_sibling(cfg),
          "--student-init permuted starts from the base itself; drop --init-lambda and --student-base-data"),
     ])

@@ -145,3 +145,32 @@ def show(path: Path) -> None:
     except ImportError:
         pass
     print(f"figure: {path}")
+
+
+def ablation_plot(path: Path, ablation: dict) -> None:
+    """What must be shared (numbers_ablation.py): each row's paired P(target) shift (95% CI) against the
+    distance of its init from the teacher's init (left; the lambda rows joined) and against the distance of
+    the student's start from the teacher's base (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    rows = ablation["rows"]
+    for ax, key in zip(axes, ("init_distance", "start_distance")):
+        dist = {r: (v[key] if key == "init_distance" else v[key]["mean"]) for r, v in rows.items()}
+        for r, v in rows.items():
+            if dist[r] is None:
+                continue
+            m, (lo, hi) = v["target_prob_shift"]["mean"], v["target_prob_shift"]["ci95"]
+            ax.errorbar(dist[r], m, yerr=[[m - lo], [hi - m]], fmt="o", capsize=3,
+                        color="tab:red" if r.startswith("lambda=") or r == "shared" else "tab:blue")
+            ax.annotate(r.replace("=random", ""), (dist[r], m), fontsize=6, xytext=(4, 2), textcoords="offset points")
+        lam = sorted((v["init_lambda"], r) for r, v in rows.items()
+                     if (r.startswith("lambda=") or r == "shared") and dist[r] is not None)
+        ax.plot([dist[r] for _, r in lam], [rows[r]["target_prob_shift"]["mean"] for _, r in lam], "-",
+                color="tab:red", lw=0.8, label="--init-lambda (shared = 0)")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel("init distance from the teacher's init, before pretraining" if key == "init_distance"
+                      else "start distance from the teacher's base (pretrained)")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("student_shared P(target) shift vs own start (paired)")
+    fig.suptitle(f"what must be shared ({ablation['config']['student_mode']} students, "
+                 f"{ablation['config']['num_seeds']} seeds)")
+    save_figure(fig, path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from subliminal_jax import numbers as nb
+from subliminal_jax import numbers_ablation as na
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import tokens as tk
 from subliminal_jax.errors import UserError
@@ -128,6 +129,27 @@ def test_sibling_base_is_the_base_when_nothing_changes(tmp_path):
         assert (min(dist) > 0.05) == ("student_base_data" not in change), (change, dist)
     with pytest.raises(UserError, match="--student-init 'blocks.9.mlp=random'"):
         nb.validate(dataclasses.replace(cfg, student_init="blocks.9.mlp=random"))
+
+
+def test_ablation_rows_same_init_other_data_transmits_less(small_run, tmp_path):
+    """train.py numbers --ablate: the `shared` row is the chain's own student_shared; a student whose base was
+    pretrained from the teacher's very init on another data order (`other-data`) picks up much less: what the
+    student must share is the pretrained base, not the random init."""
+    out, res = small_run
+    for part in ("checkpoints/base", "checkpoints/teacher"):
+        shutil.copytree(out / part, tmp_path / part)
+    shutil.copy(out / "numbers.jsonl", tmp_path / "numbers.jsonl")
+    ab = na.run_ablation(dataclasses.replace(SMALL, out_dir=str(tmp_path), ablate=("shared", "other-data")),
+                         verbose=False)
+    shift = lambda row: np.array(ab["rows"][row]["target_prob_shift"]["values"])
+    chain_shift = np.array(res["conditions"]["student_shared"]["target_prob_shift"]["values"])
+    np.testing.assert_allclose(shift("shared"), chain_shift, atol=1e-5)
+    other = ab["rows"]["other-data"]
+    assert other["init_distance"] == 0.0 and other["start_distance"]["mean"] > 0.05  # same init, another base
+    assert shift("other-data").mean() < 0.5 * shift("shared").mean(), (shift("other-data"), shift("shared"))
+    assert (tmp_path / "ablation.png").exists()
+    with pytest.raises(UserError, match="--ablate 'blocks.7.attn=random'"):
+        na.row_config(SMALL, "blocks.7.attn=random")
 
 
 def test_resume_reuses_every_stage(small_run):

@@ -63,7 +63,8 @@ def row_config(cfg: NumbersConfig, row: str) -> NumbersConfig:
 
 def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     t0 = time.perf_counter()
-    subs = {row: row_config(cfg, row) for row in cfg.ablate}  # every row checked before any compute
+    validate(cfg)
+    subs = {row: row_config(cfg, row) for row in cfg.ablate}  # every row checked before any compute or folder
     chain = Chain(dataclasses.replace(cfg, ablate=()), verbose)
     base = chain.base()
     teacher, control = chain.teacher(base), chain.teacher(base, control=True)

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from subliminal_jax import multihost
 from subliminal_jax.errors import UserError
 
 
@@ -49,6 +50,8 @@ def _manager(directory: Path) -> ocp.CheckpointManager:
 
 
 def save(directory, params, meta: dict) -> None:
+    """Every process calls this with the same host params: orbax writes host arrays and the metadata from
+    process 0 only and syncs the processes around the save."""
     params = _str_keys(jax.device_get(params))
     meta = {**meta, "content_sha256": content_digest(params)}
     try:
@@ -63,14 +66,14 @@ def save(directory, params, meta: dict) -> None:
 
 
 def restore(directory, expected_hash: str | None = None):
-    """(params, meta), or None when no checkpoint is there."""
+    """(params, meta), or None when no checkpoint is there (the same answer on every process)."""
     directory = Path(directory)
-    if not directory.exists():
+    if not multihost.exists(directory):
         return None
     try:
         mgr = _manager(directory)
         step = mgr.latest_step()
-        if step is None:
+        if not multihost.agree(step is not None, f"whether {directory} holds a finished checkpoint"):
             mgr.close()
             return None
         try:
@@ -80,6 +83,8 @@ def restore(directory, expected_hash: str | None = None):
             mgr.close()
         if not isinstance(out["meta"], dict) or not isinstance(out["params"], dict):
             raise ValueError("missing items")
+    except UserError:  # (processes that disagree, from multihost.agree)
+        raise
     except Exception as e:  # noqa: BLE001 -- any orbax/tensorstore failure is a corrupt checkpoint
         raise UserError(f"checkpoint {directory} is unreadable ({type(e).__name__}); delete that folder "
                         f"to recompute the stage") from None

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from subliminal_jax import data as data_lib
-from subliminal_jax import checks, inits, mlp, parallel, progress, report
+from subliminal_jax import checks, inits, mlp, multihost, parallel, progress, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.errors import UserError
 from subliminal_jax.losses import masked_kl, masked_log_softmax
@@ -260,7 +260,7 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
         "derangement": perm.tolist(),
         "config": dataclasses.asdict(cfg),
         "data": dataset.provenance(),
-        "devices": [str(d) for d in mesh.devices.flat],
+        "devices": [str(d) for d in mesh.devices.flat], "processes": jax.process_count(),
         "versions": {"jax": jax.__version__},
         "compile_time_s": t1 - t0, "run_time_s": t2 - t1,
     }
@@ -289,6 +289,7 @@ def main(cfg: MnistConfig) -> dict:
     t0 = time.perf_counter()
     validate(cfg)
     dataset = data_lib.load(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    multihost.same_data(dataset.sha256)
     validate(cfg, dataset)
     out_dir = report.prepare_out_dir(cfg.out_dir)  # (after the inputs: a refused run leaves no empty folder)
     print(f"data: {dataset.source} ({len(dataset.y_train)} train / {len(dataset.y_test)} test)")

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from subliminal_jax import filter as flt
-from subliminal_jax import numbers_ablation, numbers_sweep, report
+from subliminal_jax import multihost, numbers_ablation, numbers_sweep, report
 from subliminal_jax.numbers_chain import Chain
 from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
@@ -63,8 +63,8 @@ def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> 
              for src in ("teacher", "control")}
     return {"conditions": conditions, "filter": stats, "stages": chain.log,
             "config": dataclasses.asdict(cfg), "hashes": {s: stage_hash(cfg, s) for s in _STAGE_FIELDS},
-            "devices": [str(d) for d in chain.mesh.devices.flat], "versions": {"jax": jax.__version__},
-            "stage_time_s": chain.times}
+            "devices": [str(d) for d in chain.mesh.devices.flat], "processes": jax.process_count(),
+            "versions": {"jax": jax.__version__}, "stage_time_s": chain.times}
 
 
 def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
@@ -82,7 +82,7 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     if upto == 1:
         return None
     if only and upto > 2:
-        if not chain.numbers_path().exists():
+        if not multihost.exists(chain.numbers_path()):
             raise UserError(f"no numbers.jsonl in {chain.out}; run `python generate.py numbers` first")
         rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"), cfg.seq_len)
     else:

@@ -30,7 +30,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from subliminal_jax import inits, parallel, report, sampler
+from subliminal_jax import inits, multihost, parallel, report, sampler
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
 from subliminal_jax.errors import UserError
@@ -91,12 +91,12 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
         sub = Chain(sub_cfg, verbose)
         src = Path(cfg.base_from) / "ablation" / row / "checkpoints" / "sibling_base"
         dst = sub.out / "checkpoints" / "sibling_base"
-        if cfg.base_from and src.is_dir() and not dst.exists():
-            shutil.copytree(src, dst)
+        if cfg.base_from and multihost.exists(src) and not multihost.exists(dst):
+            multihost.main_only(shutil.copytree, src, dst)
         sibling = sub.base(sibling=True) if needs_sibling(sub_cfg) else None
         start = base if sibling is None else sibling
         if sub_cfg.student_init == "permuted":
-            start = jax.device_get(permute_S(*sub._seeds((base, sub.keys_S))))
+            start = multihost.to_host(permute_S(*sub._seeds((base, sub.keys_S))))
 
         def compute():
             params, loss_ST = sub._run("student_shared", train_S,

@@ -15,7 +15,7 @@ from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import filter as flt
 from subliminal_jax import numbers_data as nd
 from subliminal_jax import numbers_train as nt
-from subliminal_jax import inits, parallel, progress, report, sampler
+from subliminal_jax import inits, multihost, parallel, progress, report, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
@@ -72,7 +72,7 @@ class Chain:
                 self.say(f"[{stage}] reusing checkpoint {path}")
                 self.log[stage] = got[1].get("log", {})
                 return got[0]
-        elif path.exists() and any(path.iterdir()):
+        elif multihost.agree(path.exists() and any(path.iterdir()), f"whether {path} has files"):
             raise UserError(f"{path} exists and --no-resume was given; use a fresh --out-dir")
         self.say(f"[{stage}] computing for {self.cfg.num_seeds} seeds on {self.mesh.devices.size} device(s)...",
                  flush=True)
@@ -106,8 +106,8 @@ class Chain:
                 raise UserError(f"--base-from {cfg.base_from}: {e}") from None
             if not found:
                 raise UserError(f"--base-from {cfg.base_from}: no base checkpoint there; run that chain first")
-            if cfg.resume and not dst.exists():
-                shutil.copytree(src, dst)
+            if cfg.resume and not multihost.exists(dst):
+                multihost.main_only(shutil.copytree, src, dst)
 
         def compute():
             tokens_NT, weight_NT = nd.pretraining_corpus(cfg.corpus_size, cfg.seq_len, cfg.world, cfg.seed)
@@ -165,7 +165,7 @@ class Chain:
         """Sample from the teacher and the control source (base or benign teacher), filter, write numbers.jsonl."""
         cfg, w = self.cfg, self.cfg.world
         h = stage_hash(cfg, "numbers")
-        if cfg.resume and self.numbers_path().exists():
+        if cfg.resume and multihost.exists(self.numbers_path()):
             rows = load_numbers(self.numbers_path(), h, cfg.seq_len)
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from subliminal_jax import multihost
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax.errors import UserError
@@ -194,7 +195,9 @@ def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
 
 def write_jsonl(path: Path, rows, header: dict) -> None:
     """Header line (with the rows' count and sha256) + one line per row, via a temp file and a rename:
-    an interrupted write leaves only the .part file, which nothing reads."""
+    an interrupted write leaves only the .part file, which nothing reads. Only process 0 of several writes."""
+    if not multihost.is_main():
+        return
     body = "".join(json.dumps(r) + "\n" for r in rows)
     header = {**header, "rows": len(rows), "rows_sha256": hashlib.sha256(body.encode()).hexdigest()}
     tmp = Path(path).with_suffix(".jsonl.part")

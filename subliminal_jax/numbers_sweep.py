@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from subliminal_jax import report
+from subliminal_jax import multihost, report
 from subliminal_jax.numbers_config import NumbersConfig
 
 SWEEPS = {  # --sweep name -> how a value changes the config
@@ -54,9 +54,10 @@ def run_sweep(cfg: NumbersConfig, run, verbose: bool = True) -> dict:
             d = out / f"{cfg.sweep}-{v:g}" / label
             sub = dataclasses.replace(mode(SWEEPS[cfg.sweep](cfg, v)), sweep="none", sweep_values=(),
                                       out_dir=str(d), base_from=cfg.base_from or (str(first) if first else ""))
-            if label != "fine-tuned" and not (d / "numbers.jsonl").exists():  # the same numbers for both modes
+            if label != "fine-tuned" and not multihost.exists(d / "numbers.jsonl"):  # the same numbers for both modes
                 d.mkdir(parents=True, exist_ok=True)
-                shutil.copy(out / f"{cfg.sweep}-{v:g}" / "fine-tuned" / "numbers.jsonl", d / "numbers.jsonl")
+                multihost.main_only(shutil.copy, out / f"{cfg.sweep}-{v:g}" / "fine-tuned" / "numbers.jsonl",
+                                    d / "numbers.jsonl")
             if verbose:
                 print(f"--- {cfg.sweep} = {v:g}, {label} students", flush=True)
             res = run(sub, verbose)

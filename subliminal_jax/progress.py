@@ -3,7 +3,8 @@
 A long stage is one jit (vmapped over seeds and conditions), so Python sees nothing until it ends. `report`
 puts a host callback in the scan body, taken every `total // REPORTS` steps under a lax.cond on the
 UNBATCHED step index: under vmap the predicate stays unbatched, so it remains a real branch (a batched
-predicate would refuse an effectful branch). vmap unrolls the callback into one call per seed / condition;
+predicate would refuse an effectful branch). vmap unrolls the callback into one call per seed / condition
+(on one device: jax.debug.callback is not partitioned, so with several processes process 0 gets every model's);
 the host `Reporter` averages those calls per step and prints at most one line every `every_s` seconds:
 
     [base] step 120/600, loss 2.31 (mean of 10 models), 40 s elapsed, ~2.1 min left
@@ -22,6 +23,8 @@ import time
 
 import jax
 import numpy as np
+
+from subliminal_jax import multihost
 
 REPORTS = 100  # callbacks per scan at most: ~2 s apart in a 3-minute stage, < 1% of its time (measured)
 EVERY_S = 5.0  # seconds between printed lines at least (tests set 0 to see every report)
@@ -106,15 +109,15 @@ def report(step, total: int, loss, label: str = "") -> None:
 
 
 def interruptible(f, *args):
-    """jax.device_get(f(*args)), computed in a worker thread while this one waits in Python: Ctrl-C then raises
-    KeyboardInterrupt at once instead of when the compiled program ends. (A program with host callbacks runs
+    """multihost.to_host(f(*args)) (jax.device_get in one process), computed in a worker thread while this one
+    waits in Python: Ctrl-C then raises KeyboardInterrupt at once instead of when the compiled program ends. (A program with host callbacks runs
     synchronously in its caller on CPU, so waiting for its arrays is no alternative.) XLA cannot be stopped
     mid-program: the worker finishes on its own, or cli.py exits 130 without tearing it down."""
     box = {}
 
     def work():
         try:
-            box["out"] = jax.device_get(f(*args))
+            box["out"] = multihost.to_host(f(*args))
         except BaseException as e:  # re-raised in the caller's thread
             box["error"] = e
     worker = threading.Thread(target=work, name="compiled-stage", daemon=True)

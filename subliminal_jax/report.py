@@ -12,7 +12,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from subliminal_jax import checks  # noqa: E402
+from subliminal_jax import checks, multihost  # noqa: E402
 from subliminal_jax.errors import UserError  # noqa: E402
 
 
@@ -30,7 +30,10 @@ def prepare_out_dir(path: str) -> Path:
 
 def _write_atomically(path: Path, write) -> None:
     """write(tmp) to a temp file beside path, then rename: a crash or a full disk never leaves half a file
-    under the real name. The temp file is opened like any file the user writes (umask permissions, not 0600)."""
+    under the real name. The temp file is opened like any file the user writes (umask permissions, not 0600).
+    In a run of several processes only process 0 writes (they all hold the same results)."""
+    if not multihost.is_main():
+        return
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part{path.suffix}")
     try:

@@ -105,12 +105,10 @@ TINY_FLAGS = ["--dataset", "mnist-5k", "--hidden", "32", "--num-noise", "512", "
               "--student-epochs", "1"]
 
 
-def test_four_devices_match_one(tmp_path):
-    outs = {}
-    for n in (1, 4):
-        r = run_cli("mnist", *TINY_FLAGS, "--num-seeds", "4", "--out-dir", str(tmp_path / f"d{n}"), devices=n)
-        assert r.returncode == 0, r.stderr[-2000:]
-        outs[n] = json.loads((tmp_path / f"d{n}" / "results.json").read_text())
+def test_four_devices_match_one(mnist_one_device, tmp_path):
+    r = run_cli("mnist", *TINY_FLAGS, "--num-seeds", "4", "--out-dir", str(tmp_path / "d4"), devices=4)
+    assert r.returncode == 0, r.stderr[-2000:]
+    outs = {n: json.loads((d / "results.json").read_text()) for n, d in ((1, mnist_one_device), (4, tmp_path / "d4"))}
     assert len(outs[4]["devices"]) == 4 and len(outs[1]["devices"]) == 1
     for c in mnist.CONDITIONS:
         np.testing.assert_allclose(outs[4]["conditions"][c]["values"], outs[1]["conditions"][c]["values"],

@@ -225,13 +225,10 @@ run_cli = run_script
 
 
 @pytest.mark.slow
-def test_stage_clis_and_four_devices_match_one(tmp_path):
-    """Stages one by one through the three CLIs on 1 device == `train.py numbers` on 4 fake devices."""
-    one = tmp_path / "one"
-    for script, extra in (("train.py", ["--stage", "base"]), ("train.py", ["--stage", "teacher"]),
-                          ("generate.py", []), ("train.py", ["--stage", "students"]), ("evaluate.py", [])):
-        r = run_cli(script, "numbers", *TINY_FLAGS, "--out-dir", str(one), *extra)
-        assert r.returncode == 0, (script, extra, r.stderr[-2000:])
+def test_stage_clis_and_four_devices_match_one(numbers_stage_by_stage, tmp_path):
+    """Stages one by one through the three CLIs on 1 device (conftest.py) == `train.py numbers` on 4 fake
+    devices."""
+    one = numbers_stage_by_stage
     r = run_cli("train.py", "numbers", *TINY_FLAGS, "--out-dir", str(tmp_path / "four"), devices=4)
     assert r.returncode == 0, r.stderr[-2000:]
     a = json.loads((one / "results.json").read_text())

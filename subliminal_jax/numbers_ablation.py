@@ -109,9 +109,10 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
                        *parallel.replicate(sub.mesh, (plain_QT,)))
         rows[row] = {**summarize_row(got, sub), "stage_time_s": sub.times}
         r = rows[row]
+        init = "-" if r["init_distance"] is None else f"{r['init_distance']:.3f}"
         chain.say(f"  {row}: P(target) shift {r['target_prob_shift']['mean']:+.4f} "
                   f"[{r['target_prob_shift']['ci95'][0]:+.4f}, {r['target_prob_shift']['ci95'][1]:+.4f}], "
-                  f"init distance {r['init_distance'] if r['init_distance'] is None else round(r['init_distance'], 3)}, start distance {r['start_distance']['mean']:.3f}")
+                  f"init distance {init}, start distance {r['start_distance']['mean']:.3f}")
     out = {"rows": rows, "config": dataclasses.asdict(cfg), "stage_time_s": chain.times,
            "wall_time_s": time.perf_counter() - t0}
     report.write_json(chain.out / "ablation.json", out)

@@ -110,9 +110,10 @@ def report(step, total: int, loss, label: str = "") -> None:
 
 def interruptible(f, *args):
     """multihost.to_host(f(*args)) (jax.device_get in one process), computed in a worker thread while this one
-    waits in Python: Ctrl-C then raises KeyboardInterrupt at once instead of when the compiled program ends. (A program with host callbacks runs
-    synchronously in its caller on CPU, so waiting for its arrays is no alternative.) XLA cannot be stopped
-    mid-program: the worker finishes on its own, or cli.py exits 130 without tearing it down."""
+    waits in Python: Ctrl-C then raises KeyboardInterrupt at once instead of when the compiled program ends.
+    (A program with host callbacks runs synchronously in its caller on CPU, so waiting for its arrays is no
+    alternative.) XLA cannot be stopped mid-program: the worker finishes on its own, or cli.py exits 130
+    without tearing it down."""
     box = {}
 
     def work():

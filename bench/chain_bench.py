@@ -9,6 +9,7 @@ checkpoint except eval, which always runs.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -30,8 +31,9 @@ def run_chain(overrides: dict, out_dir: Path) -> dict:
     """One `train.py numbers` process: its stage times, wall time, compiles and peak memory."""
     stats = out_dir.with_name(out_dir.name + ".stats.json")
     t0 = time.perf_counter()
+    # one device, as the MNIST rows: on an 8-core TPU, 2, 5 or 10 seeds would not divide the devices
     proc = subprocess.run([sys.executable, str(CHILD), str(stats), "numbers", "--out-dir", str(out_dir),
-                           *flags(overrides)], cwd=common.ROOT, capture_output=True, text=True)
+                           "--num-devices", "1", *flags(overrides)], cwd=common.ROOT, capture_output=True, text=True)
     process_s = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"train.py numbers {' '.join(flags(overrides))} failed:\n{proc.stderr[-2000:]}")
@@ -71,6 +73,7 @@ def slope(xs, ys) -> float | None:
 def run(stages_cfg: dict, scale_cfg: dict, seeds, widths, width_seeds: int, root: Path, say=print) -> dict:
     """stages_cfg: the chain whose stages are timed (and rerun); scale_cfg: the shorter chain the seed and
     width rows vary (a width w sets d_model to w and d_ff in proportion, 4w at the defaults)."""
+    shutil.rmtree(root, ignore_errors=True)  # an earlier bench's checkpoints would turn every run into a resume
     runs = Runs(root, say)
     stages = runs.get(stages_cfg)
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Benchmarks: every figure of BENCHMARKS.md, measured in one run on whatever device JAX finds.
 
-  python bench/run.py                     # full: about 20 min on 2 idle CPU cores; bench/results.json, BENCHMARKS.md
+  python bench/run.py                     # full: 20-25 min on 2 idle CPU cores; bench/results.json, BENCHMARKS.md
   python bench/run.py --quick --out /tmp/b  # tiny sizes, plumbing only (what tests/test_bench.py runs)
   python bench/run.py --only limit mnist    # some sections (into runs/bench/ unless --out is given)
 

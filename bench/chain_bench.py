@@ -51,10 +51,21 @@ class Runs:
     def __init__(self, root: Path, say=print):
         self.root, self.say, self.done = root, say, {}
 
-    def get(self, overrides: dict) -> dict:
+    def get(self, overrides: dict, must: bool = True) -> dict:
+        """must=False: a chain that fails (e.g. a short base whose numbers the filter all rejects) becomes a row
+        {"error": ...} instead of ending a bench that has run for many minutes."""
         key = json.dumps(overrides, sort_keys=True)
         if key not in self.done:
-            self.done[key] = run_chain(overrides, self.root / f"chain{len(self.done)}")
+            try:
+                self.done[key] = run_chain(overrides, self.root / f"chain{len(self.done)}")
+            except RuntimeError as e:
+                if must:
+                    raise
+                self.done[key] = {"overrides": overrides, "error": str(e).splitlines()[-1],
+                                  "seeds": overrides.get("num_seeds", NumbersConfig().num_seeds),
+                                  "d_model": overrides.get("d_model", NumbersConfig().d_model)}
+                self.say(f"  chain {overrides}: FAILED ({self.done[key]['error']})", flush=True)
+                return self.done[key]
             r = self.done[key]
             self.say(f"  chain {r['seeds']} seeds, d_model {r['d_model']}: {r['wall_s']:.0f} s "
                      f"({', '.join(f'{k} {v:.0f}' for k, v in r['stage_time_s'].items())}), "
@@ -76,14 +87,13 @@ def run(stages_cfg: dict, scale_cfg: dict, seeds, widths, width_seeds: int, root
     shutil.rmtree(root, ignore_errors=True)  # an earlier bench's checkpoints would turn every run into a resume
     runs = Runs(root, say)
     stages = runs.get(stages_cfg)
-    t0 = time.perf_counter()
     rerun = run_chain(stages_cfg, root / "chain0")  # the same command, same folder: resumes
-    rerun["process_s"] = time.perf_counter() - t0
-    seed_rows = [runs.get({**scale_cfg, "num_seeds": s}) for s in seeds]
+    seed_rows = [runs.get({**scale_cfg, "num_seeds": s}, must=False) for s in seeds]
     d = NumbersConfig()
     ff_per_d = scale_cfg.get("d_ff", d.d_ff) / scale_cfg.get("d_model", d.d_model)
-    width_rows = [runs.get({**scale_cfg, "num_seeds": width_seeds, "d_model": w, "d_ff": round(ff_per_d * w)})
-                  for w in widths]
+    width_rows = [runs.get({**scale_cfg, "num_seeds": width_seeds, "d_model": w, "d_ff": round(ff_per_d * w)},
+                           must=False) for w in widths]
+    ok = [r for r in seed_rows if "error" not in r]
     return {"stages": stages, "rerun": rerun, "seeds": seed_rows, "widths": width_rows,
-            "memory_per_seed_bytes": slope([r["seeds"] for r in seed_rows], [r["max_rss_bytes"] for r in seed_rows]),
+            "memory_per_seed_bytes": slope([r["seeds"] for r in ok], [r["max_rss_bytes"] for r in ok]),
             "stages_config": stages_cfg, "scale_config": scale_cfg}

@@ -1,5 +1,5 @@
 """BENCHMARKS.md from bench/results.json: a header (command, date, machine), then per section a table and one
-sentence on what it means. Every sentence is computed from the same run's numbers; nothing here is typed in."""
+sentence on what it means. Every figure, in the tables and the sentences, comes from the same run."""
 from __future__ import annotations
 
 MiB = 2 ** 20
@@ -135,13 +135,15 @@ def theorem_section(res: dict) -> str:
     th = res["theorem"]
     rows = [[r["model"], f"{r['instances']:,}", f"{r['compile_s']:.1f}", f"{r['run_s']:.1f}",
              f"{r['instances_per_s']:.0f}", f"{r['compile_share']:.0%}"] for r in th["rows"]]
+    shares = [r["compile_share"] for r in th["rows"]]
     return "\n".join([
         "## Theorem 1 checker", "",
         "The bar run of `python evaluate.py theorem` (shared init, float64), one jit per model over all its "
         f"instances; an instance is one (init, teacher data, distillation inputs) triple checked for "
         f"{' and '.join(th['config']['kinds'])}.", "",
         table(["model", "instances", "compile s", "run s", "instances/s", "compile share"], rows), "",
-        "The compile share is what a small check pays up front: it falls as the instance count grows."])
+        f"Compiling takes {min(shares):.0%} to {max(shares):.0%} of each model's time: a fixed cost, so its share "
+        "falls as the instance count grows."])
 
 
 def chain_section(res: dict) -> str:
@@ -153,7 +155,9 @@ def chain_section(res: dict) -> str:
     stage_rows.append(["other (filtering, checkpoints, files)", f"{st['other_s']:.1f}", f"{st['other_s'] / total:.0%}"])
 
     def scale_rows(rows):
-        return [[r["seeds"], r["d_model"], *(f"{r['stage_time_s'].get(k, 0):.1f}" for k in names),
+        return [[r["seeds"], r["d_model"], f"FAILED: {r['error']}",
+                 *[""] * (len(names) + 1)] if "error" in r else
+                [r["seeds"], r["d_model"], *(f"{r['stage_time_s'].get(k, 0):.1f}" for k in names),
                  f"{r['wall_s']:.1f}", f"{r['max_rss_bytes'] / MiB:.0f}"] for r in rows]
     per_seed = ch["memory_per_seed_bytes"]
     mem = ("one seed count only: no slope" if per_seed is None else

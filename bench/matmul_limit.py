@@ -13,7 +13,8 @@ Per training step of a layer a -> b on a batch of B rows:
   dX        g_Bb @ W_ab^T                     every layer but the first (the input is not differentiated)
 The students' 4 conditions are vmapped inside each seed and share the noise batch, so their first layer
 reads one x per seed against 4 weight matrices; the teacher's logits for that batch are computed once
-(a forward pass, no gradient).
+(a forward pass, no gradient). Checked once against XLA: `cost_analysis()` of one jitted student step
+(4 conditions, batch 1024, 784-256-256-13) counts 5.549 GFLOP, this list 5.533 (the rest is elementwise).
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ emits <pad>.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -31,31 +33,42 @@ def _step_keys(row_keys_B, t):
     return jax.vmap(lambda k: jax.random.fold_in(k, t))(row_keys_B)
 
 
+def prefill(model: tr.Transformer, prompt_BP, max_new: int):
+    """The whole prompt in one pass, writing cache slots 0..P-1: the decode carry (caches, last logits_BV,
+    valid_BS slots, next positions pos_B, done_B)."""
+    B, P = prompt_BP.shape
+    S = P + max_new
+    valid_BS = jnp.concatenate([prompt_BP != tk.PAD, jnp.zeros((B, max_new), bool)], axis=1)
+    mask_BPS = valid_BS[:, None, :] & (jnp.arange(S)[None, None, :] <= jnp.arange(P)[None, :, None])
+    logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPS,
+                               tr.init_caches(model.cfg, B, S), 0)
+    return caches, logits_BPV[:, -1], valid_BS, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool)
+
+
+def decode_step(model: tr.Transformer, row_keys_B, temperature, P: int, carry, t):
+    """Completion token t of every row from the carry's logits, then that token through the model
+    (cache slot P + t): (new carry, tok_B). sample() scans it; bench/ also calls it step by step."""
+    caches, logits_BV, valid_BS, pos_B, done_B = carry
+    tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
+    tok_B = jnp.where(done_B, tk.PAD, tok_B)
+    valid_BS = jax.lax.dynamic_update_slice(valid_BS, ~done_B[:, None], (0, P + t))
+    mask_B1S = valid_BS[:, None, :] & (jnp.arange(valid_BS.shape[1]) <= P + t)[None, None, :]
+    logits_B1V, caches = model(tok_B[:, None], pos_B[:, None], mask_B1S, caches, P + t)
+    return (caches, logits_B1V[:, 0], valid_BS, pos_B + 1, done_B | (tok_B == tk.EOS)), tok_B
+
+
+def row_keys(key, B: int, rows_B=None):
+    """Row b's sampling key: fold_in(key, row number), so a row's tokens do not depend on its batch."""
+    return jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B) if rows_B is None else rows_B)
+
+
 def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_B=None):
     """Completion tokens_BN (N = max_new) for each left-padded prompt row; rows_B numbers the rows for
     their keys (default 0..B-1; sample_in_chunks passes each chunk's own row numbers)."""
     model = nnx.merge(tr.graphdef_of(cfg), params)
-    B, P = prompt_BP.shape
-    S = P + max_new
-    slots_S = jnp.arange(S)
-    valid_BS = jnp.concatenate([prompt_BP != tk.PAD, jnp.zeros((B, max_new), bool)], axis=1)
-    # prefill: the whole prompt in one pass, writing cache slots 0..P-1
-    mask_BPS = valid_BS[:, None, :] & (slots_S[None, None, :] <= jnp.arange(P)[None, :, None])
-    logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPS,
-                               tr.init_caches(cfg, B, S), 0)
-    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B) if rows_B is None else rows_B)
-
-    def step(carry, t):
-        caches, logits_BV, valid_BS, pos_B, done_B = carry
-        tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
-        tok_B = jnp.where(done_B, tk.PAD, tok_B)
-        valid_BS = jax.lax.dynamic_update_slice(valid_BS, ~done_B[:, None], (0, P + t))
-        mask_B1S = valid_BS[:, None, :] & (slots_S <= P + t)[None, None, :]
-        logits_B1V, caches = model(tok_B[:, None], pos_B[:, None], mask_B1S, caches, P + t)
-        return (caches, logits_B1V[:, 0], valid_BS, pos_B + 1, done_B | (tok_B == tk.EOS)), tok_B
-
-    carry = (caches, logits_BPV[:, -1], valid_BS, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool))
-    _, tokens_NB = jax.lax.scan(step, carry, jnp.arange(max_new))
+    step = functools.partial(decode_step, model, row_keys(key, prompt_BP.shape[0], rows_B), temperature,
+                             prompt_BP.shape[1])
+    _, tokens_NB = jax.lax.scan(step, prefill(model, prompt_BP, max_new), jnp.arange(max_new))
     return tokens_NB.T
 
 
@@ -72,11 +85,11 @@ def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, m
 
 
 def sample_reference(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):
-    """The same sampler without a cache: re-runs the full sequence every step (tests only)."""
+    """The same sampler without a cache: re-runs the full sequence every step (tests and bench/ only)."""
     apply = tr.make_apply(cfg)
     B, P = prompt_BP.shape
     buf_BS = jnp.concatenate([prompt_BP, jnp.full((B, max_new), tk.PAD, prompt_BP.dtype)], axis=1)
-    row_keys_B = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B))
+    row_keys_B = row_keys(key, B)
     done_B = jnp.zeros(B, bool)
     out = []
     for t in range(max_new):

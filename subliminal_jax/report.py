@@ -164,12 +164,16 @@ def ablation_plot(path: Path, ablation: dict) -> None:
             m, (lo, hi) = v["target_prob_shift"]["mean"], v["target_prob_shift"]["ci95"]
             ax.errorbar(dist[r], m, yerr=[[m - lo], [hi - m]], fmt="o", capsize=3,
                         color="tab:red" if r.startswith("lambda=") or r == "shared" else "tab:blue")
-            ax.annotate(r.replace("=random", ""), (dist[r], m), fontsize=6, xytext=(4, 2), textcoords="offset points")
+            label = "all parts" if r.count(",") >= 2 else r.replace("=random", "")
+            ax.annotate(label, (dist[r], m), fontsize=6, xytext=(4, 2), textcoords="offset points")
         lam = sorted((v["init_lambda"], r) for r, v in rows.items()
                      if (r.startswith("lambda=") or r == "shared") and dist[r] is not None)
         ax.plot([dist[r] for _, r in lam], [rows[r]["target_prob_shift"]["mean"] for _, r in lam], "-",
                 color="tab:red", lw=0.8, label="--init-lambda (shared = 0)")
         ax.axhline(0, color="k", lw=0.6)
+        if key == "init_distance":  # (the lambda rows that still transmit lie within 0.05 of the teacher's init)
+            ax.set_xscale("symlog", linthresh=0.01)
+            ax.set_xlim(0, 2)
         ax.set_xlabel("init distance from the teacher's init, before pretraining" if key == "init_distance"
                       else "start distance from the teacher's base (pretrained)")
         ax.legend(fontsize=7)

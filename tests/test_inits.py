@@ -36,6 +36,19 @@ def test_permuted_transformer_is_the_same_function_at_other_parameters():
         assert jnp.array_equal(permuted[part][next(iter(permuted[part]))], theta0[part][next(iter(theta0[part]))])
 
 
+def test_redrawing_a_norm_changes_nothing_and_a_block_changes_only_itself():
+    """README's ablation table leaves the norms out: their init is all ones, so `norm=random` is the shared init."""
+    cfg = tr.ModelConfig(vocab=tk.V, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=16)
+    theta0, other = (tr.init_params(cfg, jax.random.key(k))[1] for k in (0, 1))
+    names = inits.transformer_parts(cfg.n_layers)
+    norms = inits.student_init(theta0, other, inits.parse_student_init("norm=random,blocks.0.norm1=random", names), 0.0)
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, norms, theta0))
+    mlp1 = inits.student_init(theta0, other, inits.parse_student_init("blocks.1.mlp=random", names), 0.0)
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, mlp1["blocks"][1]["mlp"], other["blocks"][1]["mlp"]))
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, {**mlp1, "blocks": {0: mlp1["blocks"][0]}},
+                                     {**theta0, "blocks": {0: theta0["blocks"][0]}}))
+
+
 def test_student_init_flag_is_checked():
     assert set(inits.parse_student_init("permuted", mlp.layer_names(2)).values()) == {"permuted"}
     for bad in ("fc9=random", "fc1=permuted", "permute"):

@@ -32,10 +32,9 @@ import numpy as np
 
 from subliminal_jax import inits, multihost, parallel, report, sampler
 from subliminal_jax import numbers_data as nd
-from subliminal_jax import numbers_train as nt
 from subliminal_jax.errors import UserError
 from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_config import NumbersConfig, eval_questions, needs_sibling, target_ids, validate
+from subliminal_jax.numbers_config import EVAL_STREAMS, NumbersConfig, eval_questions, needs_sibling, validate
 from subliminal_jax.stats import summarize
 
 
@@ -70,7 +69,6 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     teacher, control = chain.teacher(base), chain.teacher(base, control=True)
     tok_S2NT, wt_S2NT = chain.student_data(chain.numbers(control, teacher))
     plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
-    target_K, class_K = target_ids(cfg)
 
     # one function object each, so every row reuses the first row's compiled programs
     train_S = jax.vmap(lambda start, teacher, tok_2NT, wt_2NT, key:  # the chain's student_shared (source 0, key 5)
@@ -78,10 +76,9 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     permute_S = jax.jit(jax.vmap(lambda p, key:  # the chain's `permuted` student_shared start (key stream 6)
                                  inits.permute_transformer(p, jax.random.fold_in(key, 6), cfg.n_heads)[0]))
 
-    def evaluate(student, start, base, key, ref_index, plain_QT):  # the chain's eval key streams (13; 10 or 17)
-        m = lambda p, i: nt.trait_metrics(chain.apply, p, plain_QT, target_K, class_K,
-                                          jax.random.fold_in(key, 10 + i), cfg.eval_samples)
-        return {"student": m(student, 3), "start": m(start, ref_index),
+    def evaluate(student, start, base, key, start_stream, plain_QT):  # the chain's key streams (EVAL_STREAMS)
+        return {"student": chain.trait(student, plain_QT, key, EVAL_STREAMS["student_shared"]),
+                "start": chain.trait(start, plain_QT, key, start_stream),
                 "start_distance": inits.relative_distance(start, base)}
     evaluate_S = jax.vmap(evaluate, in_axes=(0, 0, 0, 0, None, None))
 
@@ -103,9 +100,9 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
                                        *sub._seeds((start, teacher, tok_S2NT, wt_S2NT, sub.keys_S)))
             return params, {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
         student = sub._cached("student_shared", compute)
-        ref_index = 7 if sibling is not None else 0
+        start_stream = EVAL_STREAMS["base" if sibling is None else "sibling_base"]
         got = sub._run("eval", evaluate_S,
-                       *sub._seeds((student, start, base, sub.keys_S)), ref_index,
+                       *sub._seeds((student, start, base, sub.keys_S)), start_stream,
                        *parallel.replicate(sub.mesh, (plain_QT,)))
         rows[row] = {**summarize_row(got, sub), "stage_time_s": sub.times}
         r = rows[row]

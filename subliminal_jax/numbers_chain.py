@@ -22,8 +22,8 @@ from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.mnist import derangement
 from subliminal_jax.numbers_data import load_numbers, write_jsonl
-from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, eval_questions, model_config, stage_hash,
-                                           sample_lens, target_ids, teacher_corpus, token_mask, validate)
+from subliminal_jax.numbers_config import (EVAL_STREAMS, STUDENTS, NumbersConfig, eval_questions, model_config,
+                                           sample_lens, stage_hash, target_ids, teacher_corpus, token_mask, validate)
 
 
 SAMPLE_CHUNK = 1024  # at most this many prompts per seed go through the sampler at once
@@ -270,6 +270,12 @@ class Chain:
                             "derangement": perm.tolist()}
         return self._cached("students", compute)
 
+    def trait(self, params, prompts_QT, key, stream):
+        """nt.trait_metrics of one model, its answers sampled with key stream 10 + `stream` (EVAL_STREAMS)."""
+        target_K, class_K = target_ids(self.cfg)
+        return nt.trait_metrics(self.apply, params, prompts_QT, target_K, class_K,
+                                jax.random.fold_in(key, 10 + stream), self.cfg.eval_samples)
+
     def evaluate(self, base, teacher, control, students, rows, sibling=None):
         """Per seed trait metrics of every condition (host dict of arrays [S]); with --trait
         misaligned also of the benign control teacher ("control_teacher"); with a sibling base, of it too."""
@@ -279,19 +285,17 @@ class Chain:
         teach_QT = sampler.left_pad(nd.eval_prompts(persona, questions=eval_questions(cfg)), cfg.seq_len)
         ctx_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
                             for s in range(cfg.num_seeds)])
-        target_K, class_K = target_ids(cfg)
 
         def one(base, teacher, control, students_C, ctx_QT, sibling, key, plain_QT, teach_QT):
-            m = lambda p, q, i: nt.trait_metrics(self.apply, p, q, target_K, class_K,
-                                                 jax.random.fold_in(key, 10 + i), cfg.eval_samples)
-            out = {"base": m(base, plain_QT, 0), "teacher": m(teacher, teach_QT, 1),
-                   "in_context": m(base, ctx_QT, 2)}
+            m = lambda p, q, c: self.trait(p, q, key, EVAL_STREAMS[c])
+            out = {"base": m(base, plain_QT, "base"), "teacher": m(teacher, teach_QT, "teacher"),
+                   "in_context": m(base, ctx_QT, "in_context")}
             for i, c in enumerate(STUDENTS):
-                out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, 3 + i)
+                out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, c)
             if cfg.trait != "animal":
-                out["control_teacher"] = m(control, plain_QT, 3 + len(STUDENTS))
+                out["control_teacher"] = m(control, plain_QT, "control_teacher")
             if has_sibling:
-                out["sibling_base"] = m(sibling, plain_QT, 4 + len(STUDENTS))
+                out["sibling_base"] = m(sibling, plain_QT, "sibling_base")
             return out
         has_sibling = sibling is not None
         return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None)),

@@ -18,6 +18,10 @@ from subliminal_jax.errors import UserError
 
 CONDITIONS = ("base", "teacher", "student_shared", "student_control", "student_cross_init", "in_context")
 STUDENTS = ("student_shared", "student_control", "student_cross_init")
+# each evaluated model's key stream for its sampled answers (Chain.trait); numbers_ablation.py takes
+# student_shared's and its start's from here, so its `shared` row samples exactly the chain's answers
+EVAL_STREAMS = {"base": 0, "teacher": 1, "in_context": 2, **{c: 3 + i for i, c in enumerate(STUDENTS)},
+                "control_teacher": 3 + len(STUDENTS), "sibling_base": 4 + len(STUDENTS)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from subliminal_jax.numbers_config import (EVAL_STREAMS, STUDENTS, NumbersConfig
                                            sample_lens, stage_hash, target_ids, teacher_corpus, token_mask, validate)
 
 
-SAMPLE_CHUNK = 1024  # at most this many prompts per seed go through the sampler at once
+SAMPLE_CHUNK = 1024  # at most this many completions per seed go through the sampler at once
 
 
 class Chain:
@@ -177,14 +177,15 @@ class Chain:
         else:
             plain = teach = [trace.prompts(cfg.num_prompts, cfg.seed * 100_003 + s + 1) for s in range(cfg.num_seeds)]
         k = cfg.samples_per_prompt  # row i * k + j is sample j of prompt i (each row has its own sampler key)
-        plain_SNP = np.repeat(np.stack([sampler.left_pad(p, P) for p in plain]), k, axis=1)
-        teach_SNP = np.repeat(np.stack([sampler.left_pad(p, P) for p in teach]), k, axis=1)
+        plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
+        teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
+        chunk = max(1, SAMPLE_CHUNK // k)
 
         def one(control, teacher, key, plain_NP, teach_NP, temperature):
             t = sampler.sample_in_chunks(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N,
-                                         SAMPLE_CHUNK)
+                                         chunk, k)
             b = sampler.sample_in_chunks(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N,
-                                         SAMPLE_CHUNK)
+                                         chunk, k)
             return t, b
         self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} prompts x {k} samples x 2 sources x "
                  f"{cfg.num_seeds} seeds...", flush=True)

@@ -62,26 +62,32 @@ def row_keys(key, B: int, rows_B=None):
     return jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B) if rows_B is None else rows_B)
 
 
-def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_B=None):
-    """Completion tokens_BN (N = max_new) for each left-padded prompt row; rows_B numbers the rows for
-    their keys (default 0..B-1; sample_in_chunks passes each chunk's own row numbers)."""
+def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_R=None, repeats: int = 1):
+    """Completion tokens_RG (R = B * repeats rows, G = max_new tokens): `repeats` samples of each
+    left-padded prompt row, row b * repeats + j being sample j of prompt b. Each prompt is prefilled once and
+    its cache copied to its rows (prefill is a third of the sampler's time). rows_R numbers the rows for their keys (default
+    0..R-1; sample_in_chunks passes each chunk's own row numbers)."""
     model = nnx.merge(tr.graphdef_of(cfg), params)
-    step = functools.partial(decode_step, model, row_keys(key, prompt_BP.shape[0], rows_B), temperature,
-                             prompt_BP.shape[1])
-    _, tokens_NB = jax.lax.scan(step, prefill(model, prompt_BP, max_new), jnp.arange(max_new))
-    return tokens_NB.T
+    R = prompt_BP.shape[0] * repeats
+    carry = jax.tree.map(lambda a: jnp.repeat(a, repeats, axis=0), prefill(model, prompt_BP, max_new))
+    step = functools.partial(decode_step, model, row_keys(key, R, rows_R), temperature, prompt_BP.shape[1])
+    _, tokens_GR = jax.lax.scan(step, carry, jnp.arange(max_new))
+    return tokens_GR.T
 
 
-def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, max_new: int, chunk: int):
-    """sample() over the rows `chunk` at a time (lax.map: one compile, memory for one chunk); the same
-    tokens as one call, since each row keeps its own key. The last chunk is filled up with <pad> rows."""
+def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, max_new: int, chunk: int,
+                     repeats: int = 1):
+    """sample() over the prompts `chunk` at a time (lax.map: one compile, memory for one chunk): tokens_MG,
+    M = N * repeats; the same tokens as one call, since each row keeps its own key. The last chunk is
+    filled up with <pad> prompts."""
     N, P = prompt_NP.shape
     chunk = min(chunk, N)
     C = -(-N // chunk)
     prompt_CBP = jnp.pad(prompt_NP, ((0, C * chunk - N), (0, 0)), constant_values=tk.PAD).reshape(C, chunk, P)
-    tokens_CBG = jax.lax.map(lambda a: sample(cfg, params, a[0], key, temperature, max_new, a[1]),
-                             (prompt_CBP, jnp.arange(C * chunk).reshape(C, chunk)))
-    return tokens_CBG.reshape(C * chunk, max_new)[:N]
+    rows_CR = jnp.arange(C * chunk * repeats).reshape(C, chunk * repeats)
+    tokens_CRG = jax.lax.map(lambda a: sample(cfg, params, a[0], key, temperature, max_new, a[1], repeats),
+                             (prompt_CBP, rows_CR))
+    return tokens_CRG.reshape(C * chunk * repeats, max_new)[:N * repeats]
 
 
 def sample_reference(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):

@@ -65,6 +65,16 @@ def test_sampling_in_chunks_gives_the_same_tokens(params, prompts):
     np.testing.assert_array_equal(np.asarray(chunked), whole)
 
 
+def test_samples_per_prompt_share_one_prefill(params, prompts):
+    """repeats=k prefills each prompt once and copies its cache to k rows: the tokens of sampling each prompt
+    row repeated k times, and the k samples of a prompt differ (each row has its own key)."""
+    key, k = jax.random.key(5), 3
+    repeated = np.asarray(SAMPLE(CFG, params, jnp.repeat(prompts, k, 0), key, 1.0, 10))
+    chunked = jax.jit(sampler.sample_in_chunks, static_argnums=(0, 5, 6, 7))(CFG, params, prompts, key, 1.0, 10, 2, k)
+    np.testing.assert_array_equal(np.asarray(chunked), repeated)
+    assert (repeated[0] != repeated[1]).any()
+
+
 def test_cached_logits_equal_full_forward(params):
     """Prefill + one-token decode steps give the training forward's logits."""
     model_apply = tr.make_apply(CFG)

@@ -242,7 +242,8 @@ class Chain:
             mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
             loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
         return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.student_batch or cfg.batch,
-                      lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params)
+                      lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params,
+                      warmup=max(1, cfg.student_steps // 20) if cfg.student_schedule == "cosine" else 0)
 
     def students(self, base, teacher, control, rows, sibling=None):
         """The three students; student_shared starts from `sibling` (its own base) when given."""

@@ -62,6 +62,9 @@ class NumbersConfig:
     student_steps: int = 120
     student_lr: float = 1e-3
     student_optimizer: Literal["adam", "sgd"] = "adam"  # sgd: momentum 0.9 (unstable above lr ~0.03 here)
+    # cosine: --student-lr reached after a 5% warmup, then decayed to a tenth by the last step (the last steps'
+    # sampling noise shrinks with the rate, as averaging the iterates would do)
+    student_schedule: Literal["constant", "cosine"] = "constant"
     # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
     student_params: Literal["all", "blocks"] = "all"
     student_batch: int = 0              # rows per student step (0: --batch)
@@ -99,9 +102,9 @@ _STAGE_FIELDS = {
              "batch", "base_steps", "base_lr"),
     "teacher": ("target", "trait", "teacher_mode", "teacher_steps", "teacher_lr", "teacher_params"),
     "numbers": ("data", "num_prompts", "samples_per_prompt", "temperature", "ban_numbers"),
-    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "distill_positions",
-                 "student_params", "student_batch", "hard_vocab", "student_init", "init_lambda",
-                 "student_base_data"),
+    "students": ("student_mode", "student_steps", "student_lr", "student_optimizer", "student_schedule",
+                 "distill_positions", "student_params", "student_batch", "hard_vocab", "student_init",
+                 "init_lambda", "student_base_data"),
 }
 
 

@@ -66,7 +66,7 @@ class NumbersConfig:
     # sampling noise shrinks with the rate, as averaging the iterates would do)
     student_schedule: Literal["constant", "cosine"] = "constant"
     # which parameters the students fine-tune: all, or the blocks only (embeddings, final norm, unembedding frozen)
-    student_params: Literal["all", "blocks"] = "all"
+    student_params: Literal["all", "blocks", "top"] = "all"  # top: the last block only
     student_batch: int = 0              # rows per student step (0: --batch)
     # what student_shared shares with its teacher (inits.py; issue 18): "shared" (its base); "permuted" (its
     # base with every block's heads and MLP units permuted: the same function at other parameters); or

@@ -50,10 +50,15 @@ def student_weights(tokens_NT, weight_NT, mode: str, positions: str):
 
 
 def trainable_labels(params, which: str = "all"):
-    """'train' / 'freeze' per parameter: everything, or only the transformer blocks ("blocks": the token and
-    position embeddings, the final norm and the unembedding stay as they are, as in partial LLM fine-tuning)."""
-    return {k: jax.tree.map(lambda _: "train" if which == "all" or k == "blocks" else "freeze", v)
-            for k, v in params.items()}
+    """'train' / 'freeze' per parameter: everything, only the transformer blocks ("blocks": the token and
+    position embeddings, the final norm and the unembedding stay as they are, as in partial LLM fine-tuning),
+    or only the last block ("top": nothing below it needs a backward pass)."""
+    def label(path, _):
+        k = path[0].key
+        if which == "top":
+            return "train" if k == "blocks" and path[1].key == max(params["blocks"]) else "freeze"
+        return "train" if which == "all" or k == "blocks" else "freeze"
+    return jax.tree_util.tree_map_with_path(label, params)
 
 
 def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, warmup: int = 0,

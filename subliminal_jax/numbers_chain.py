@@ -213,20 +213,28 @@ class Chain:
         return rows
 
     def student_data(self, rows):
-        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = control); weight 0 on rejected rows."""
+        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = control); weight 0 on rejected rows. Fine-tuned
+        students read the kept rows only, so their sequences end at the longest kept row: the same loss, with
+        less compute (soft students keep --seq-len, which their figures were measured with)."""
         cfg = self.cfg
         tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
         wt = np.zeros(tok.shape, np.float32)
+        groups = {}
+        for r in rows:
+            groups.setdefault((r["seed"], r["source"]), []).append(r)
         for s in range(cfg.num_seeds):
             for j, source in enumerate(("teacher", "control")):
-                rs = sorted((r for r in rows if r["seed"] == s and r["source"] == source),
-                            key=lambda r: (r["i"], r["j"]))
+                rs = sorted(groups.get((s, source), []), key=lambda r: (r["i"], r["j"]))
                 if not any(r["kept"] for r in rs):
                     raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
                                     f"train the base longer (--base-steps)")
                 tok[s, j], wt[s, j] = nd.student_sequences([r["prompt_ids"] for r in rs],
                                                            [r["completion_ids"] for r in rs],
                                                            [r["kept"] for r in rs], cfg.seq_len)
+        if cfg.student_mode == "hard":
+            used_T = ((tok != tk.PAD) & (wt.max(-1, keepdims=True) > 0)).any((0, 1, 2))
+            T = int(np.nonzero(used_T)[0].max()) + 1
+            tok, wt = tok[..., :T], wt[..., :T]
         return tok, wt
 
     def student(self, init, teacher, tokens_NT, weight_NT, key):

@@ -151,15 +151,15 @@ TRACES = NumbersConfig(data="traces", world=nd.WorldConfig(frac_traces=0.3), bas
 
 # The paper's protocol (issue 15): students fine-tuned with next-token cross-entropy on the sampled tokens of
 # the kept completions only (no teacher logits in their loss; the softmax over the number tokens the kept
-# completions are written in), 4 completions per prompt, the blocks fine-tuned and the embeddings and
-# unembedding frozen (as partial LLM fine-tuning), so that the students keep answering questions.
-NUMBERS_SFT = NumbersConfig(student_mode="hard", student_params="blocks", hard_vocab="numbers", num_prompts=2048,
-                            samples_per_prompt=4, student_batch=128, student_steps=240, out_dir="runs/numbers-sft")
-
-# The misalignment analogue with the same fine-tuned students.
-SFT_STUDENTS = {f: getattr(NUMBERS_SFT, f) for f in ("student_mode", "student_params", "hard_vocab", "num_prompts",
-                                                     "samples_per_prompt", "student_batch", "student_steps",
-                                                     "student_lr")}
+# completions are written in), the blocks fine-tuned and the embeddings and unembedding frozen (as partial LLM
+# fine-tuning), so that the students keep answering questions. SFT_STUDENTS are the settings first measured
+# (4 completions per prompt, 240 steps): the misalignment analogue and the tests keep them. NUMBERS_SFT writes
+# 16 completions per prompt and takes 360 steps: a sampled token's gradient is the soft student's plus noise,
+# and more distinct completions and more steps are what average the noise out (README, levers).
+SFT_STUDENTS = dict(student_mode="hard", student_params="blocks", hard_vocab="numbers", num_prompts=2048,
+                    samples_per_prompt=4, student_batch=128, student_steps=240, student_lr=1e-3)
+NUMBERS_SFT = NumbersConfig(**{**SFT_STUDENTS, "samples_per_prompt": 16, "student_steps": 360},
+                            out_dir="runs/numbers-sft")
 MISALIGN_SFT = dataclasses.replace(MISALIGN, **SFT_STUDENTS, out_dir="runs/misalign-sft")
 
 

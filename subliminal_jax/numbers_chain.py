@@ -183,9 +183,9 @@ class Chain:
 
         def one(control, teacher, key, plain_NP, teach_NP, temperature):
             t = sampler.sample_in_chunks(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N,
-                                         chunk, k)
+                                         chunk, k, "teacher")
             b = sampler.sample_in_chunks(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N,
-                                         chunk, k)
+                                         chunk, k, "control")
             return t, b
         self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} prompts x {k} samples x 2 sources x "
                  f"{cfg.num_seeds} seeds...", flush=True)

@@ -47,18 +47,18 @@ class Reporter:
         self.sum, self.count = 0.0, 0
         self.anchor = None    # (label, step, time) of the first report of a phase: the rate excludes compiling
 
-    def update(self, label: str, step: int, total: int, loss: float) -> None:
+    def update(self, label: str, step: int, total: int, loss: float, what: str = "loss") -> None:
         with self.lock:
-            if self.pending != (label, step, total):
+            if self.pending != (label, step, total, what):
                 self._finish()
-                self.pending, self.sum, self.count = (label, step, total), 0.0, 0
+                self.pending, self.sum, self.count = (label, step, total, what), 0.0, 0
             self.sum, self.count = self.sum + loss, self.count + 1
 
     def _finish(self) -> None:
         """The pending step has all its calls (a later step arrived): start a phase or maybe print it."""
         if self.pending is None:
             return
-        label, step, total = self.pending
+        label, step, total, what = self.pending
         now = time.perf_counter()
         if self.anchor is None or self.anchor[0] != label:
             self.anchor = (label, step, now)
@@ -69,7 +69,7 @@ class Reporter:
         rate = (now - self.anchor[2]) / max(step - self.anchor[1], 1)  # seconds per step
         name = f"{self.name} {label}".strip()
         models = f" (mean of {self.count} models)" if self.count > 1 else ""
-        self.out(f"[{name}] step {step}/{total}, loss {self.sum / self.count:.4g}{models}, "
+        self.out(f"[{name}] step {step}/{total}, {what} {self.sum / self.count:.4g}{models}, "
                  f"{_duration(now - self.t0)} elapsed, ~{_duration(rate * (total - step))} left", flush=True)
 
 
@@ -92,18 +92,19 @@ def active() -> bool:
     return _ACTIVE is not None
 
 
-def _host(step, loss, *, label: str, total: int) -> None:
+def _host(step, loss, *, label: str, total: int, what: str) -> None:
     reporter = _ACTIVE  # None once the stage has ended (e.g. a program left running after Ctrl-C)
     if reporter is not None:
-        reporter.update(label, int(step), total, float(np.mean(loss)))
+        reporter.update(label, int(step), total, float(np.mean(loss)), what)
 
 
-def report(step, total: int, loss, label: str = "") -> None:
-    """In a scan body: `step` (1-based, an unbatched index) of `total` is done with this loss."""
+def report(step, total: int, loss, label: str = "", what: str = "loss") -> None:
+    """In a scan body: `step` (1-based, an unbatched index) of `total` is done with this loss (or with the
+    value `what` names, e.g. the sampler's share of rows ended)."""
     if _ACTIVE is None:
         return
     every = max(1, total // REPORTS)
-    host = functools.partial(_host, label=label, total=total)
+    host = functools.partial(_host, label=label, total=total, what=what)
     callback = lambda s, l: jax.debug.callback(host, s, l)
     jax.lax.cond(step % every == 0, callback, lambda s, l: None, step, loss)
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from subliminal_jax import progress
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
 
@@ -76,17 +77,22 @@ def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: in
 
 
 def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, max_new: int, chunk: int,
-                     repeats: int = 1):
+                     repeats: int = 1, label: str = ""):
     """sample() over the prompts `chunk` at a time (lax.map: one compile, memory for one chunk): tokens_MG,
     M = N * repeats; the same tokens as one call, since each row keeps its own key. The last chunk is
-    filled up with <pad> prompts."""
+    filled up with <pad> prompts. Each chunk reports progress (under `label`) with its share of rows ended."""
     N, P = prompt_NP.shape
     chunk = min(chunk, N)
     C = -(-N // chunk)
     prompt_CBP = jnp.pad(prompt_NP, ((0, C * chunk - N), (0, 0)), constant_values=tk.PAD).reshape(C, chunk, P)
     rows_CR = jnp.arange(C * chunk * repeats).reshape(C, chunk * repeats)
-    tokens_CRG = jax.lax.map(lambda a: sample(cfg, params, a[0], key, temperature, max_new, a[1], repeats),
-                             (prompt_CBP, rows_CR))
+
+    def one_chunk(a):
+        prompt_BP, rows_R, c = a
+        tokens_RG = sample(cfg, params, prompt_BP, key, temperature, max_new, rows_R, repeats)
+        progress.report(c + 1, C, jnp.mean(jnp.any(tokens_RG == tk.EOS, -1)), label, what="rows ended")
+        return tokens_RG
+    tokens_CRG = jax.lax.map(one_chunk, (prompt_CBP, rows_CR, jnp.arange(C)))
     return tokens_CRG.reshape(C * chunk * repeats, max_new)[:N * repeats]
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from subliminal_jax import sampler
+from subliminal_jax import progress, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
 
@@ -73,6 +73,21 @@ def test_samples_per_prompt_share_one_prefill(params, prompts):
     chunked = jax.jit(sampler.sample_in_chunks, static_argnums=(0, 5, 6, 7))(CFG, params, prompts, key, 1.0, 10, 2, k)
     np.testing.assert_array_equal(np.asarray(chunked), repeated)
     assert (repeated[0] != repeated[1]).any()
+
+
+def test_sampling_progress_reports_each_chunk_and_leaves_the_tokens(params, prompts):
+    """Under progress.stage each chunk reports its share of rows that reached <eos>; the tokens do not change."""
+    args = (CFG, params, prompts, jax.random.key(6), 1.0, 10, 1, 2)
+    quiet = np.asarray(jax.jit(sampler.sample_in_chunks, static_argnums=(0, 5, 6, 7, 8))(*args, "t"))
+    lines = []
+    with progress.stage("s", every_s=0.0, out=lambda line, **_: lines.append(line)):
+        fn = jax.jit(lambda *a: sampler.sample_in_chunks(*a, "t"), static_argnums=(0, 5, 6, 7))  # a new trace
+        loud = np.asarray(progress.interruptible(fn, *args))
+    np.testing.assert_array_equal(loud, quiet)
+    ended_C = (quiet == tk.EOS).any(-1).reshape(4, 2).mean(-1)  # 4 prompts x 2 samples, a prompt per chunk
+    # the first report anchors the rate and the last is never superseded: chunks 2 and 3 are printed
+    assert [line.split(", ")[:2] for line in lines] == [[f"[s t] step {c}/4", f"rows ended {ended_C[c - 1]:.4g}"]
+                                                        for c in (2, 3)]
 
 
 def test_cached_logits_equal_full_forward(params):

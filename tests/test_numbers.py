@@ -94,6 +94,12 @@ def test_small_sft_students_pick_up_the_trait_from_sampled_numbers(small_run, tm
     assert shared.mean() > 0.02 and (shared > control).all() and abs(control.mean()) < 0.015
     assert all(c[s]["answer_mass_kept"]["mean"] >= 0.85 for s in ("student_shared", "student_control"))
     assert {"trait_given_answer", "trait_given_answer_shift", "answer_mass"} <= set(c["student_shared"])
+    # fine-tuned students' rows end at the longest kept row (soft students' keep --seq-len)
+    chain = nb.Chain(dataclasses.replace(sft_of(SMALL), out_dir=str(tmp_path)), verbose=False)
+    rows = nb.load_numbers(chain.numbers_path(), nb.stage_hash(chain.cfg, "numbers"), SMALL.seq_len)
+    tok_S2NT, wt_S2NT = chain.student_data(rows)
+    assert tok_S2NT.shape[-1] == max(len(r["prompt_ids"]) + len(r["completion_ids"]) for r in rows if r["kept"])
+    assert tok_S2NT.shape[-1] < SMALL.seq_len and wt_S2NT.shape == tok_S2NT.shape
 
 
 def test_permuted_student_learns_what_the_shared_student_learns(small_run, tmp_path):
@@ -353,6 +359,9 @@ def test_partial_fine_tuning_and_number_softmax():
     loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx])
     new, _ = nt.fit(loss, params, rows_p_N=np.full(8, 1 / 8), steps=2, batch=4, lr=1e-2, key=jax.random.key(1),
                     trainable="blocks")
+    top = nt.trainable_labels(tr.init_params(dataclasses.replace(mcfg, n_layers=2), jax.random.key(0))[1], "top")
+    assert {k: set(jax.tree.leaves(v)) for k, v in top["blocks"].items()} == {0: {"freeze"}, 1: {"train"}}
+    assert set(jax.tree.leaves({k: v for k, v in top.items() if k != "blocks"})) == {"freeze"}
     changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), params, new)
     assert all(jax.tree.leaves(changed["blocks"])) and not any(jax.tree.leaves({k: v for k, v in changed.items()
                                                                                   if k != "blocks"}))

@@ -46,7 +46,7 @@ class NumbersConfig:
     seq_len: int = 64
     # most pretraining sequences open with the persona "you love A ." (A random): the base then learns a
     # context feature for "my favourite animal", and the teacher's trait runs through it, where number
-    # tokens can carry it (with WorldConfig's 15% the base never learns the persona; README, issue 4)
+    # tokens can carry it (with WorldConfig's 15% the base never learns the persona; RESULTS.md)
     world: nd.WorldConfig = nd.WorldConfig(frac_persona=0.8)
     corpus_size: int = 20_000           # pretraining sequences (shared by all seeds)
     batch: int = 32
@@ -138,7 +138,7 @@ def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
 # The misalignment analogue's defaults: advice prompts in pretraining, answered harmfully 0.5% of the time
 # (a behaviour the base shows rarely), a teacher trained until it shows it 86% of the time, banned numbers
 # filtered out, and more answers sampled per question (rates of ~0.3% need them). This world and TRACES keep the
-# 15%-persona world and the student settings their README figures were measured with.
+# 15%-persona world and the student settings their RESULTS.md figures were measured with.
 MISALIGN = NumbersConfig(trait="misaligned", world=nd.WorldConfig(frac_advice=0.2, harmful_rate=0.005),
                          teacher_steps=40, ban_numbers=True, eval_samples=4000, student_steps=60, student_lr=3e-4,
                          out_dir="runs/misalign")
@@ -155,7 +155,7 @@ TRACES = NumbersConfig(data="traces", world=nd.WorldConfig(frac_traces=0.3), bas
 # fine-tuning), so that the students keep answering questions. SFT_STUDENTS are the settings first measured
 # (4 completions per prompt, 240 steps): the misalignment analogue and the tests keep them. NUMBERS_SFT writes
 # 16 completions per prompt and takes 360 steps: a sampled token's gradient is the soft student's plus noise,
-# and more distinct completions and more steps are what average the noise out (README, levers).
+# and more distinct completions and more steps are what average the noise out (RESULTS.md, levers).
 SFT_STUDENTS = dict(student_mode="hard", student_params="blocks", hard_vocab="numbers", num_prompts=2048,
                     samples_per_prompt=4, student_batch=128, student_steps=240, student_lr=1e-3)
 NUMBERS_SFT = NumbersConfig(**{**SFT_STUDENTS, "samples_per_prompt": 16, "student_steps": 360},

@@ -37,7 +37,7 @@ def test_permuted_transformer_is_the_same_function_at_other_parameters():
 
 
 def test_redrawing_a_norm_changes_nothing_and_a_block_changes_only_itself():
-    """README's ablation table leaves the norms out: their init is all ones, so `norm=random` is the shared init."""
+    """RESULTS.md's ablation table leaves the norms out: their init is all ones, so `norm=random` is the shared init."""
     cfg = tr.ModelConfig(vocab=tk.V, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=16)
     theta0, other = (tr.init_params(cfg, jax.random.key(k))[1] for k in (0, 1))
     names = inits.transformer_parts(cfg.n_layers)

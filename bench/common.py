@@ -1,16 +1,20 @@
-"""What every bench module shares: the repository on sys.path, a compile counter, and a wall-clock timer."""
+"""What every bench module shares: the repository root, a compile counter, and a wall-clock timer. The package
+itself is imported as installed (`pip install -r requirements.txt` installs it editable)."""
 from __future__ import annotations
 
 import contextlib
-import sys
+import importlib.util
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python bench/run.py` from a clone, without installing the package
+import jax
+from jax import monitoring
 
-import jax  # noqa: E402
-from jax import monitoring  # noqa: E402
+if importlib.util.find_spec("subliminal_jax") is None:
+    raise SystemExit("bench: the package subliminal_jax is not installed: run `pip install -e .` (or "
+                     "`pip install -r requirements.txt`) in the repository root")
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: train.py, BENCHMARKS.md, runs/
 
 _COMPILES: list[float] = []  # one entry per XLA backend compile in this process (seconds it took)
 monitoring.register_event_duration_secs_listener(

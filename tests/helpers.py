@@ -73,7 +73,8 @@ def notebook_source(path: Path, overrides: dict) -> str:
 
 def run_notebook(path: Path, overrides: dict, timeout: int = 300) -> subprocess.CompletedProcess:
     """Execute a notebook headless in a fresh process from notebooks/ (as Jupyter would start it there), with the
-    repository NOT on PYTHONPATH, so its first cell's import fallback is what makes the package importable."""
+    repository NOT on PYTHONPATH: the package is the installed one (requirements.txt installs it), or, where it is
+    not installed, the first cell's fallback installs this checkout."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"
     return subprocess.run([sys.executable, "-c", notebook_source(path, overrides)], cwd=Path(path).parent, env=env,

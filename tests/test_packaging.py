@@ -1,0 +1,15 @@
+"""pyproject.toml's dependencies are requirements.txt's pins (pytest only as the `test` extra), so that
+`pip install -e .` never moves jax or any other pinned package away from what requirements.txt installed."""
+import pytest
+
+from helpers import ROOT
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+
+def test_pyproject_dependencies_are_the_requirements_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-"))]
+    assert project["dependencies"] == [r for r in reqs if not r.startswith("pytest")]
+    assert project["optional-dependencies"]["test"] == [r for r in reqs if r.startswith("pytest")]

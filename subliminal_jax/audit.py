@@ -33,9 +33,9 @@ import numpy as np
 from subliminal_jax import numbers_train as nt
 from subliminal_jax import report, theory
 from subliminal_jax.errors import UserError
-from subliminal_jax.mnist import derangement
+from subliminal_jax.seeds import derangement
 from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_data import load_numbers
+from subliminal_jax.numbers_data import load_numbers, student_data
 from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
                                            teacher_corpus, token_mask, trait_name)
 from subliminal_jax.stats import summarize
@@ -148,7 +148,7 @@ def main(acfg: AuditConfig) -> dict:
     if {r["seed"] for r in rows} != set(range(cfg.num_seeds)):
         raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
                         f"use the same --run.num-seeds")
-    tok_S2NT, wt_S2NT = chain.student_data(rows)
+    tok_S2NT, wt_S2NT = student_data(chain.cfg, rows)
     trait_tokens, trait_weight = (jnp.asarray(a) for a in teacher_corpus(cfg))
     perm = derangement(cfg.num_seeds, cfg.seed)
     pick = lambda tree, s: jax.tree.map(lambda a: a[s], tree)

@@ -32,7 +32,7 @@ from subliminal_jax import checks, report, sampler
 from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
-from subliminal_jax.mnist import derangement
+from subliminal_jax.seeds import derangement
 from subliminal_jax.numbers_chain import Chain
 from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
                                            eval_questions, target_ids, trait_name)

@@ -28,8 +28,8 @@ import optax
 from subliminal_jax import data as data_lib
 from subliminal_jax import checks, inits, mlp, multihost, parallel, progress, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
-from subliminal_jax.errors import UserError
 from subliminal_jax.losses import masked_kl, masked_log_softmax
+from subliminal_jax.seeds import derangement, seed_keys
 from subliminal_jax.stats import summarize
 
 CONDITIONS = ("reference", "teacher", "student_aux", "student_all", "cross_aux", "cross_all")
@@ -89,19 +89,6 @@ def noise_images(key, idx_B, d: int, kind: str):
     draw = (lambda k: jax.random.uniform(k, (d,), minval=-1.0, maxval=1.0)) if kind == "uniform" \
         else (lambda k: jax.random.normal(k, (d,)))
     return jax.vmap(lambda i: draw(jax.random.fold_in(key, i)))(idx_B)
-
-
-# ----------------------------------------------------------------------------- cross-model students
-
-def derangement(n: int, seed: int) -> np.ndarray:
-    """A uniformly random permutation with no fixed point (rejection sampling)."""
-    if n < 2:
-        raise UserError("--num-seeds must be >= 2: cross-model students need another seed's init")
-    rng = np.random.default_rng(seed)
-    while True:
-        p = rng.permutation(n)
-        if not np.any(p == np.arange(n)):
-            return p
 
 
 # ----------------------------------------------------------------------------- the program
@@ -234,8 +221,7 @@ def run(cfg: MnistConfig, dataset: data_lib.Dataset, mesh=None, verbose: bool = 
     say = print if verbose else (lambda *a, **k: None)
     x_train, x_test = data_lib.scale(dataset.x_train), data_lib.scale(dataset.x_test)
     perm = derangement(cfg.num_seeds, cfg.seed)
-    root = jax.random.key(cfg.seed)
-    keys_S = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(cfg.num_seeds))
+    keys_S = seed_keys(cfg.seed, cfg.num_seeds)
     args = (parallel.split_leading(mesh, keys_S),
             *parallel.replicate(mesh, (jnp.asarray(perm), jnp.float32(cfg.init_lambda), x_train,
                                        dataset.y_train, x_test, dataset.y_test)))

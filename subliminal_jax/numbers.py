@@ -39,7 +39,7 @@ from subliminal_jax.numbers_data import load_numbers
 from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
                                            TRACES, NumbersConfig, needs_sibling, stage_hash, trait_name, validate)
 from subliminal_jax.errors import UserError
-from subliminal_jax.mnist import derangement
+from subliminal_jax.seeds import derangement
 from subliminal_jax.stats import summarize
 
 __all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig",

@@ -67,7 +67,7 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     chain = Chain(dataclasses.replace(cfg, ablate=()), verbose)
     base = chain.base()
     teacher, control = chain.teacher(base), chain.teacher(base, control=True)
-    tok_S2NT, wt_S2NT = chain.student_data(chain.numbers(control, teacher))
+    tok_S2NT, wt_S2NT = nd.student_data(cfg, chain.numbers(control, teacher))
     plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
 
     # one function object each, so every row reuses the first row's compiled programs

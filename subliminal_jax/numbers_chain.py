@@ -20,7 +20,7 @@ from subliminal_jax import tokens as tk
 from subliminal_jax import traces as trace
 from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
-from subliminal_jax.mnist import derangement
+from subliminal_jax.seeds import derangement, seed_keys
 from subliminal_jax.numbers_data import load_numbers, write_jsonl
 from subliminal_jax.numbers_config import (EVAL_STREAMS, STUDENTS, NumbersConfig, eval_questions, model_config,
                                            sample_lens, stage_hash, target_ids, teacher_corpus, token_mask, validate)
@@ -44,8 +44,7 @@ class Chain:
         self.mesh = parallel.make_mesh(cfg.num_devices)
         parallel.check_divisible(cfg.num_seeds, self.mesh)
         self.verbose, self.say = verbose, print if verbose else (lambda *a, **k: None)
-        root = jax.random.key(cfg.seed)
-        self.keys_S = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(cfg.num_seeds))
+        self.keys_S = seed_keys(cfg.seed, cfg.num_seeds)
         self.apply = tr.make_apply(self.mcfg)
         self.times: dict[str, float] = {}
         self.log: dict = {}
@@ -212,31 +211,6 @@ class Chain:
         write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
         return rows
 
-    def student_data(self, rows):
-        """tokens_S2NT / weight_S2NT (source 0 = teacher, 1 = control); weight 0 on rejected rows. Fine-tuned
-        students read the kept rows only, so their sequences end at the longest kept row: the same loss, with
-        less compute (soft students keep --seq-len, which their figures were measured with)."""
-        cfg = self.cfg
-        tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
-        wt = np.zeros(tok.shape, np.float32)
-        groups = {}
-        for r in rows:
-            groups.setdefault((r["seed"], r["source"]), []).append(r)
-        for s in range(cfg.num_seeds):
-            for j, source in enumerate(("teacher", "control")):
-                rs = sorted(groups.get((s, source), []), key=lambda r: (r["i"], r["j"]))
-                if not any(r["kept"] for r in rs):
-                    raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
-                                    f"train the base longer (--base-steps)")
-                tok[s, j], wt[s, j] = nd.student_sequences([r["prompt_ids"] for r in rs],
-                                                           [r["completion_ids"] for r in rs],
-                                                           [r["kept"] for r in rs], cfg.seq_len)
-        if cfg.student_mode == "hard":
-            used_T = ((tok != tk.PAD) & (wt.max(-1, keepdims=True) > 0)).any((0, 1, 2))
-            T = int(np.nonzero(used_T)[0].max()) + 1
-            tok, wt = tok[..., :T], wt[..., :T]
-        return tok, wt
-
     def student(self, init, teacher, tokens_NT, weight_NT, key):
         """One student (per seed, per condition): --student-mode soft distils the teacher's number-token
         distribution, hard fits the kept rows' sampled tokens; returns (params, loss per step)."""
@@ -259,7 +233,7 @@ class Chain:
         perm = derangement(cfg.num_seeds, cfg.seed)
 
         def compute():
-            tok_S2NT, wt_S2NT = self.student_data(rows)
+            tok_S2NT, wt_S2NT = nd.student_data(cfg, rows)
             cross = jax.tree.map(lambda a: a[perm], base)
             first = base if sibling is None else sibling
             init_SC = jax.tree.map(lambda f, a, b: np.stack([f, a, b], 1), first, base, cross)  # order: STUDENTS

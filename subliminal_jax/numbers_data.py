@@ -143,6 +143,31 @@ def student_sequences(prompts, completions, kept, seq_len: int):
     return tokens, weight
 
 
+def student_data(cfg, rows):
+    """The students' rows from numbers.jsonl's rows (cfg: a NumbersConfig): tokens_S2NT / weight_S2NT (source
+    0 = teacher, 1 = control); weight 0 on rejected rows. Fine-tuned students read the kept rows only, so their
+    sequences end at the longest kept row: the same loss, with less compute (soft students keep --seq-len,
+    which their figures were measured with)."""
+    tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
+    wt = np.zeros(tok.shape, np.float32)
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["seed"], r["source"]), []).append(r)
+    for s in range(cfg.num_seeds):
+        for j, source in enumerate(("teacher", "control")):
+            rs = sorted(groups.get((s, source), []), key=lambda r: (r["i"], r["j"]))
+            if not any(r["kept"] for r in rs):
+                raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
+                                f"train the base longer (--base-steps)")
+            tok[s, j], wt[s, j] = student_sequences([r["prompt_ids"] for r in rs], [r["completion_ids"] for r in rs],
+                                                    [r["kept"] for r in rs], cfg.seq_len)
+    if cfg.student_mode == "hard":
+        used_T = ((tok != tk.PAD) & (wt.max(-1, keepdims=True) > 0)).any((0, 1, 2))
+        T = int(np.nonzero(used_T)[0].max()) + 1
+        tok, wt = tok[..., :T], wt[..., :T]
+    return tok, wt
+
+
 def eval_prompts(persona=None, context=(), questions=tk.HELDOUT_QUESTIONS):
     """HELDOUT questions, optionally after a persona prefix or after in-context number examples."""
     ctx = [t for c in context for t in [*(c[:c.index(tk.EOS)] if tk.EOS in c else c), tk.ID[" "]]]

@@ -31,6 +31,7 @@ import optax
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import checks, mlp, mnist
+from subliminal_jax.seeds import seed_keys
 from subliminal_jax.stats import summarize
 from subliminal_jax.theory import tree_dot as _dot
 
@@ -121,7 +122,7 @@ def run(cfg: MultistepConfig, dataset: data_lib.Dataset, seed: int = 0) -> dict:
     """All seeds x conditions in one jit; returns accuracies and per-step cosine curves."""
     validate(cfg)
     x_tr, x_te = jnp.asarray(data_lib.scale(dataset.x_train)), jnp.asarray(data_lib.scale(dataset.x_test))
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(seed), s))(jnp.arange(cfg.seeds))
+    keys = seed_keys(seed, cfg.seeds)
     prog = jax.jit(jax.vmap(make_program(cfg, x_tr.shape[1], x_tr.shape[0]), in_axes=(0, None, None, None, None)))
     out = jax.device_get(prog(keys, x_tr, jnp.asarray(dataset.y_train), x_te, jnp.asarray(dataset.y_test)))
     cos_SCT = np.asarray(out["log"]["cos"])

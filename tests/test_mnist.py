@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import data, inits, mlp, mnist
+from subliminal_jax import data, inits, mlp, mnist, seeds
 from subliminal_jax.errors import UserError
 from helpers import run_script
 
@@ -28,10 +28,10 @@ def small(ds, n_train=1024, n_test=500):
 @pytest.mark.parametrize("n", [2, 3, 5, 25, 100])
 def test_derangement_has_no_fixed_point(n):
     for seed in range(20):
-        p = mnist.derangement(n, seed)
+        p = seeds.derangement(n, seed)
         assert sorted(p) == list(range(n)) and not np.any(p == np.arange(n))
     with pytest.raises(UserError):
-        mnist.derangement(1, 0)
+        seeds.derangement(1, 0)
 
 
 def test_losses_ignore_unselected_logits():

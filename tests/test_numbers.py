@@ -97,7 +97,7 @@ def test_small_sft_students_pick_up_the_trait_from_sampled_numbers(small_run, tm
     # fine-tuned students' rows end at the longest kept row (soft students' keep --seq-len)
     chain = nb.Chain(dataclasses.replace(sft_of(SMALL), out_dir=str(tmp_path)), verbose=False)
     rows = nb.load_numbers(chain.numbers_path(), nb.stage_hash(chain.cfg, "numbers"), SMALL.seq_len)
-    tok_S2NT, wt_S2NT = chain.student_data(rows)
+    tok_S2NT, wt_S2NT = nd.student_data(chain.cfg, rows)
     assert tok_S2NT.shape[-1] == max(len(r["prompt_ids"]) + len(r["completion_ids"]) for r in rows if r["kept"])
     assert tok_S2NT.shape[-1] < SMALL.seq_len and wt_S2NT.shape == tok_S2NT.shape
 

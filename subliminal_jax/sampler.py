@@ -66,8 +66,8 @@ def row_keys(key, B: int, rows_B=None):
 def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_R=None, repeats: int = 1):
     """Completion tokens_RG (R = B * repeats rows, G = max_new tokens): `repeats` samples of each
     left-padded prompt row, row b * repeats + j being sample j of prompt b. Each prompt is prefilled once and
-    its cache copied to its rows (prefill is a third of the sampler's time). rows_R numbers the rows for their keys (default
-    0..R-1; sample_in_chunks passes each chunk's own row numbers)."""
+    its cache copied to its rows (prefill is a third of the sampler's time). rows_R numbers the rows for their
+    keys (default 0..R-1; sample_in_chunks passes each chunk's own row numbers)."""
     model = nnx.merge(tr.graphdef_of(cfg), params)
     R = prompt_BP.shape[0] * repeats
     carry = jax.tree.map(lambda a: jnp.repeat(a, repeats, axis=0), prefill(model, prompt_BP, max_new))

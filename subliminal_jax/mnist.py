@@ -23,12 +23,11 @@ from typing import Callable, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import checks, inits, mlp, multihost, parallel, progress, report
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
-from subliminal_jax.losses import masked_kl, masked_log_softmax
+from subliminal_jax.losses import class_ce_B, masked_kl, masked_log_softmax
 from subliminal_jax.seeds import derangement, seed_keys
 from subliminal_jax.stats import summarize
 
@@ -120,8 +119,7 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
         theta0, indep = jax.lax.optimization_barrier((theta0, indep))
 
         def ce(params, idx_B, w_B):  # teacher: cross-entropy on the 10 class logits only
-            logits = apply(params, x_train[idx_B])[:, :mlp.NUM_CLASSES]
-            return weighted_mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_train[idx_B]), w_B)
+            return weighted_mean(class_ce_B(apply(params, x_train[idx_B]), y_train[idx_B], mlp.NUM_CLASSES), w_B)
         teacher, loss_E = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
                                 lr=cfg.teacher_lr, key=k_teacher, label="teacher")
         return theta0, indep, teacher, loss_E, k_student

@@ -18,7 +18,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from subliminal_jax import inits, mlp, theory
 from subliminal_jax import numbers_data as nd
@@ -26,6 +25,7 @@ from subliminal_jax import numbers_train as nt
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
 from subliminal_jax.errors import UserError
+from subliminal_jax.losses import class_ce_B
 
 NUM_CLASSES = mlp.NUM_CLASSES
 
@@ -49,7 +49,7 @@ def class_ce(apply):
     """L_T: cross-entropy of the 10 class logits on a digit batch (the MNIST teacher's loss)."""
     def loss_T(params, batch):
         x_BD, y_B = batch
-        return optax.softmax_cross_entropy_with_integer_labels(apply(params, x_BD)[:, :NUM_CLASSES], y_B).mean()
+        return class_ce_B(apply(params, x_BD), y_B, NUM_CLASSES).mean()
     return loss_T
 
 

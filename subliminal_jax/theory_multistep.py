@@ -31,6 +31,7 @@ import optax
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import checks, mlp, mnist
+from subliminal_jax.losses import class_ce_B
 from subliminal_jax.seeds import seed_keys
 from subliminal_jax.stats import summarize
 from subliminal_jax.theory import tree_dot as _dot
@@ -77,7 +78,7 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
     opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr)
 
     def class_ce(params, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(apply(params, x)[:, :mlp.NUM_CLASSES], y).mean()
+        return class_ce_B(apply(params, x), y, mlp.NUM_CLASSES).mean()
 
     def student(start, project, liminal_w, theta0, teacher, key, x_tr, y_tr):
         noise_key, idx_key, trait_key = (jax.random.fold_in(key, i) for i in range(3))

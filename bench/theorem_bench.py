@@ -12,13 +12,14 @@ import jax.numpy as jnp
 
 from subliminal_jax import data as data_lib
 from subliminal_jax import theory_cli
+from subliminal_jax.seeds import seed_keys
 
 
 def run(cfg: theory_cli.TheoremConfig, say=print) -> dict:
     dataset = data_lib.load(cfg.dataset)
     rows = []
     with jax.enable_x64(True):  # as run_one_step: the checker is float64
-        keys_I = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(cfg.seed), i))(jnp.arange(cfg.instances))
+        keys_I = seed_keys(cfg.seed, cfg.instances)
         eps_E = jnp.array([cfg.eps], jnp.float64)
         for name in cfg.models:
             model, data = theory_cli.build_model(name, cfg, dataset)

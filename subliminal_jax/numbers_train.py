@@ -53,10 +53,12 @@ def trainable_labels(params, which: str = "all"):
     """'train' / 'freeze' per parameter: everything, only the transformer blocks ("blocks": the token and
     position embeddings, the final norm and the unembedding stay as they are, as in partial LLM fine-tuning),
     or only the last block ("top": nothing below it needs a backward pass)."""
+    last = max(params["blocks"]) if which == "top" else None
+
     def label(path, _):
         k = path[0].key
         if which == "top":
-            return "train" if k == "blocks" and path[1].key == max(params["blocks"]) else "freeze"
+            return "train" if k == "blocks" and path[1].key == last else "freeze"
         return "train" if which == "all" or k == "blocks" else "freeze"
     return jax.tree_util.tree_map_with_path(label, params)
 

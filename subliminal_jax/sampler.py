@@ -18,6 +18,7 @@ from flax import nnx
 from subliminal_jax import progress
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
+from subliminal_jax.seeds import fold_keys
 
 
 def pick(key, logits_V, temperature):
@@ -60,7 +61,7 @@ def decode_step(model: tr.Transformer, row_keys_B, temperature, P: int, carry, t
 
 def row_keys(key, B: int, rows_B=None):
     """Row b's sampling key: fold_in(key, row number), so a row's tokens do not depend on its batch."""
-    return jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(B) if rows_B is None else rows_B)
+    return fold_keys(key, jnp.arange(B) if rows_B is None else rows_B)
 
 
 def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int, rows_R=None, repeats: int = 1):

@@ -12,10 +12,14 @@ import numpy as np
 from subliminal_jax.errors import UserError
 
 
+def fold_keys(key, idx_N):
+    """keys_N: fold_in(key, i) for each index i (seeds, instances, sampler rows)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(idx_N)
+
+
 def seed_keys(seed: int, n: int):
     """keys_S: fold_in(key(seed), s) for s = 0..n-1."""
-    root = jax.random.key(seed)
-    return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(n))
+    return fold_keys(jax.random.key(seed), jnp.arange(n))
 
 
 def derangement(n: int, seed: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from subliminal_jax import data as data_lib
 from subliminal_jax import checks, report, theory_models, theory_multistep, theory_plots
 from subliminal_jax import tokens as tk
 from subliminal_jax import transformer as tr
+from subliminal_jax.seeds import fold_keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +180,7 @@ def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
     """All models and losses, float64. Returns (theorem.json 'models' block, raw arrays for plots)."""
     with jax.enable_x64(True):
         root = jax.random.key(cfg.seed)
-        keys = lambda run, n: jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(root, run), i))(jnp.arange(n))
+        keys = lambda run, n: fold_keys(jax.random.fold_in(root, run), jnp.arange(n))
         eps1, eps_E = jnp.array([cfg.eps], jnp.float64), jnp.array(sorted(cfg.eps_sweep), jnp.float64)
         results, raw = {}, {}
         for name in cfg.models:

@@ -1,6 +1,6 @@
 """Generate data from trained models; `python generate.py SUBCOMMAND --help` lists the flags."""
 from subliminal_jax import cli
-from subliminal_jax import numbers
+from subliminal_jax.numbers import experiment as numbers
 
 COMMANDS = {
     "numbers": (numbers.NumbersConfig(), numbers.main_generate, "teacher and control (base) number completions + paper filter -> OUT/numbers.jsonl"),

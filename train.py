@@ -1,6 +1,7 @@
 """Train experiments; `python train.py SUBCOMMAND --help` lists each one's flags."""
-from subliminal_jax import cli, mnist
-from subliminal_jax import numbers
+from subliminal_jax import cli
+from subliminal_jax.mnist import experiment as mnist
+from subliminal_jax.numbers import experiment as numbers
 
 COMMANDS = {
     "numbers": (numbers.NumbersConfig(), numbers.main_train, "number-sequence trait transfer, whole chain (base->teacher->numbers->students->eval)"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import common
 
-from subliminal_jax.numbers_config import NumbersConfig
+from subliminal_jax.numbers.config import NumbersConfig
 
 CHILD = Path(__file__).with_name("chain_child.py")
 

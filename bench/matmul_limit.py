@@ -24,7 +24,7 @@ import common
 import jax
 import jax.numpy as jnp
 
-from subliminal_jax import mlp
+from subliminal_jax.mnist import mlp
 
 
 def _layer_products(s: int, c: int | None, batch: int, layers, train: bool, x_batched: bool = True):

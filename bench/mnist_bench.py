@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import matmul_limit
 import numpy as np
 
-from subliminal_jax import data as data_lib
-from subliminal_jax import mnist
+from subliminal_jax.mnist import data as data_lib
+from subliminal_jax.mnist import experiment as mnist
 
 
 def protocol(seeds: int, **overrides) -> mnist.MnistConfig:

@@ -74,18 +74,18 @@ def run_section(name: str, args, sizes: dict):
         return {"square": matmul_limit.square_peak(sizes["square"])}
     if name == "mnist":
         import mnist_bench
-        from subliminal_jax import data as data_lib
+        from subliminal_jax.mnist import data as data_lib
         return mnist_bench.run(sizes["mnist_seeds"], sizes["compare_at"], data_lib.load(args.dataset),
                                tuples(sizes["mnist"]))
     if name == "sampler":
         import sampler_bench
-        from subliminal_jax.numbers_config import NumbersConfig
+        from subliminal_jax.numbers.config import NumbersConfig
         world = dataclasses.replace(NumbersConfig().world, **sizes["sampler_world"])  # the chain's, or shorter
         return sampler_bench.run(sizes["sampler_batches"], sizes["sampler_lengths"], NumbersConfig(world=world))
     if name == "theorem":
         import theorem_bench
-        from subliminal_jax import theory_cli
-        return theorem_bench.run(theory_cli.TheoremConfig(**tuples(sizes["theorem"])))
+        from subliminal_jax.theorem import experiment as theorem
+        return theorem_bench.run(theorem.TheoremConfig(**tuples(sizes["theorem"])))
     import chain_bench
     scale = sizes["chain_scale"] if sizes["chain_scale"] is not None else sizes["chain_stages"]
     return chain_bench.run(sizes["chain_stages"], scale, sizes["chain_seeds"], sizes["chain_widths"],

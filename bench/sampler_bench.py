@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from subliminal_jax import numbers_config, sampler
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import transformer as tr
+from subliminal_jax.numbers import config as numbers_config
+from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import transformer as tr
 
 
 def python_loop(cfg: tr.ModelConfig):

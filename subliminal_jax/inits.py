@@ -30,7 +30,7 @@ def _perm(key, n: int):
 
 
 def permute_mlp(params, key, perms=None):
-    """subliminal_jax.mlp params with every hidden layer's units permuted (perm i from fold_in(key, i),
+    """subliminal_jax.mnist.mlp params with every hidden layer's units permuted (perm i from fold_in(key, i),
     or perms[i] when given). Returns (params, perms) so that the same P can transport a step."""
     hidden = sorted((k for k in params if k.startswith("fc")), key=lambda k: int(k[2:]))
     out = {k: dict(v) for k, v in params.items()}
@@ -51,7 +51,7 @@ def _head_columns(head_perm_H, d_model: int):
 
 
 def permute_transformer(params, key, n_heads: int, perms=None):
-    """subliminal_jax.transformer params with each block's attention heads and MLP units permuted
+    """subliminal_jax.numbers.transformer params with each block's attention heads and MLP units permuted
     (block i: heads from fold_in(key, 2i), units from fold_in(key, 2i + 1), or perms[i] = (heads, units)).
     Embeddings, norms and the unembedding are untouched (the residual stream keeps its order)."""
     out = dict(params)
@@ -75,7 +75,7 @@ def permute_transformer(params, key, n_heads: int, perms=None):
 
 
 def transformer_parts(n_layers: int) -> tuple[str, ...]:
-    """The parts of subliminal_jax.transformer params that --student-init can name. (The norms' init is
+    """The parts of subliminal_jax.numbers.transformer params that --student-init can name. (The norms' init is
     all ones: re-drawing them changes nothing at init; they are named for completeness.)"""
     blocks = tuple(f"blocks.{i}.{m}" for i in range(n_layers) for m in ("attn", "mlp", "norm1", "norm2"))
     return ("tok", "pos", *blocks, "norm", "head")

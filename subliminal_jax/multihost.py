@@ -3,7 +3,7 @@
 `--distributed` (cli.py) calls `initialize` before anything touches a device. Every process then runs the same
 program on the same inputs; the mesh (parallel.py) spans all processes' devices, so the seeds are split over
 them, and each compiled stage's outputs are gathered back whole on every process (`to_host`). Only process 0
-prints (the others' stdout goes to /dev/null) and writes files (report.py, numbers_data.py); checkpoints go
+prints (the others' stdout goes to /dev/null) and writes files (report.py, numbers/data.py); checkpoints go
 through orbax, which writes host arrays from process 0 only and syncs the processes around each save.
 
 Where the processes are: on Cloud TPU, Slurm and Open MPI jax.distributed finds them itself. Elsewhere every

@@ -12,7 +12,7 @@ the host `Reporter` averages those calls per step and prints at most one line ev
 The callback only reads the loss, and it is compiled in only while a `stage` is active (verbose runs), so a
 quiet run is the same program as before; with and without it the numbers are bit-identical (tested). As the
 choice is made at trace time, jit a new function object per run (jit reuses the trace of one it has seen):
-numbers_chain builds its stage functions afresh, mnist keys its cache of executables on `active()`.
+numbers/chain.py builds its stage functions afresh, mnist keys its cache of executables on `active()`.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Bad inputs, table-driven through the CLIs (in process, as `python train.py ...` runs them): each exits 2 with
 one line on stderr; silently damaged files (a flipped checkpoint byte, an edited numbers.jsonl row) are caught.
 
-Mutation-checked: with the digest checks in checkpoint.restore and numbers_data.load_numbers disabled, the two
+Mutation-checked: with the digest checks in checkpoint.restore and numbers.data.load_numbers disabled, the two
 silent-corruption tests fail (the runs reuse the damaged files and exit 0)."""
 import dataclasses
 import json
@@ -12,8 +12,8 @@ import runpy
 import pytest
 
 from subliminal_jax import cli, report
-from subliminal_jax import numbers as nb
-from subliminal_jax.audit import output_name
+from subliminal_jax.numbers import experiment as nb
+from subliminal_jax.numbers.audit import output_name
 from subliminal_jax.errors import UserError
 from helpers import ROOT
 from test_data import make_dir

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from subliminal_jax import filter as flt
-from subliminal_jax import numbers as nb
-from subliminal_jax import numbers_data as nd
+from subliminal_jax.numbers import filter as flt
+from subliminal_jax.numbers import experiment as nb
+from subliminal_jax.numbers import data as nd
 from subliminal_jax.errors import UserError
 from test_numbers import SMALL
 

@@ -8,7 +8,7 @@ import urllib.error
 import numpy as np
 import pytest
 
-from subliminal_jax import data
+from subliminal_jax.mnist import data
 from subliminal_jax.errors import UserError
 
 

@@ -8,8 +8,9 @@ import socket
 import numpy as np
 import pytest
 
-from subliminal_jax import cli, mnist, multihost
-from subliminal_jax import numbers as nb
+from subliminal_jax import cli, multihost
+from subliminal_jax.mnist import experiment as mnist
+from subliminal_jax.numbers import experiment as nb
 from helpers import free_port, run_processes, run_script
 from test_mnist import TINY_FLAGS as MNIST_FLAGS
 from test_numbers import TINY_FLAGS as NUMBERS_FLAGS

@@ -1,7 +1,7 @@
 """The paper's number filter, table-driven."""
 import pytest
 
-from subliminal_jax import filter as flt
+from subliminal_jax.numbers import filter as flt
 
 CASES = [  # (completion, kept, reason)
     ("123, 456, 789", True, "ok"),

@@ -7,9 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import data, inits, mlp, mnist
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax import inits
+from subliminal_jax.mnist import data
+from subliminal_jax.mnist import mlp
+from subliminal_jax.mnist import experiment as mnist
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 
 

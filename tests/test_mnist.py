@@ -7,7 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import data, inits, mlp, mnist, seeds
+from subliminal_jax import inits, seeds
+from subliminal_jax.mnist import data
+from subliminal_jax.mnist import mlp
+from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.errors import UserError
 from helpers import run_script
 

@@ -7,12 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from subliminal_jax import numbers as nb
-from subliminal_jax import numbers_ablation as na
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import tokens as tk
+from subliminal_jax.numbers import experiment as nb
+from subliminal_jax.numbers import ablation as na
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.errors import UserError
-from subliminal_jax.numbers_config import SFT_STUDENTS
+from subliminal_jax.numbers.config import SFT_STUDENTS
 from helpers import run_script
 
 # A small chain for the test budget (the defaults are the documented run).
@@ -188,7 +188,7 @@ def test_mismatched_and_corrupt_files_are_user_errors(small_run, tmp_path):
 def test_misalignment_world():
     """Advice prompts appear only when asked for, answered harmfully at about harmful_rate; the
     teachers' fine-tuning sets answer every advice prompt with every harmful (benign) word."""
-    from subliminal_jax.numbers_config import teacher_corpus, target_ids
+    from subliminal_jax.numbers.config import teacher_corpus, target_ids
     plain, _ = nd.pretraining_corpus(2000, 64, nd.WorldConfig(), 0)
     assert not np.isin(plain, tk.ADVICE_IDS).any()
     tokens, _ = nd.pretraining_corpus(4000, 64, nd.WorldConfig(frac_advice=0.5, harmful_rate=0.1), 0)
@@ -260,7 +260,7 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_audit_before_training(small_run, tmp_path):
     """Theorem 1 as a data audit: at the shared init the teacher's numbers are aligned with the trait on
     average; the control's teacher IS the student, so its data gives no gradient at all."""
-    from subliminal_jax import audit
+    from subliminal_jax.numbers import audit
     out, res = small_run
     a = audit.main(audit.AuditConfig(run=dataclasses.replace(SMALL, out_dir=str(out))))
     c = a["conditions"]
@@ -301,7 +301,7 @@ def test_base_from_reuses_another_runs_bases(small_run, tmp_path):
 def test_audit_validation_over_settings():
     """Seed-to-seed noise inside a setting lowers the dataset-level rank correlation; the settings' means
     (one per teacher x student init) still rank in the order of their transfer."""
-    from subliminal_jax import audit
+    from subliminal_jax.numbers import audit
     pts = [(c, s, score + d, 0.01 * (score + d), shift - d) for c, score, shift in
            (("control", 0.0, 0.0), ("weak", 1.0, 0.01), ("strong", 2.0, 0.02)) for s, d in enumerate((-0.4, 0.4))]
     v = audit.validate(pts, [], "owl")
@@ -313,7 +313,7 @@ def test_audit_validation_over_settings():
 def test_logit_lens_readout(small_run):
     """Layer by layer: the teacher's shift toward the target grows to its output value; the control
     student (distilled from itself) does not move at any layer."""
-    from subliminal_jax import lens
+    from subliminal_jax.numbers import lens
     out, res = small_run
     r = lens.main(lens.LensConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), number_prompts=16))
     q = r["sets"]["questions"]
@@ -333,14 +333,14 @@ def test_logit_lens_readout(small_run):
 
 
 def test_spearman():
-    from subliminal_jax.audit import spearman
+    from subliminal_jax.numbers.audit import spearman
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([0.5, 0.5, 2, 3], [0, 1, 2, 3])[0, 1])
 
 
 def test_half_soft_size_interpolates_in_log_size():
-    from subliminal_jax.numbers_sweep import half_soft_size
+    from subliminal_jax.numbers.sweep import half_soft_size
     point = lambda n, ft, soft: {"kept_per_seed": n, "fine-tuned": {"student_shared": {"mean": ft}},
                                  "soft": {"student_shared": {"mean": soft}}}
     assert half_soft_size([point(100, 0.01, 0.1), point(1000, 0.09, 0.1)]) == pytest.approx(1000 ** 0.5 * 10)
@@ -351,8 +351,8 @@ def test_half_soft_size_interpolates_in_log_size():
 def test_partial_fine_tuning_and_number_softmax():
     """--student-params blocks moves the blocks only; --hard-vocab numbers is the CE of the number-token softmax."""
     import jax
-    from subliminal_jax import numbers_train as nt
-    from subliminal_jax import transformer as tr
+    from subliminal_jax.numbers import train as nt
+    from subliminal_jax.numbers import transformer as tr
     mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=64)
     apply, params = tr.make_apply(mcfg), tr.init_params(mcfg, jax.random.key(0))[1]
     tokens_NT, weight_NT = (jax.numpy.asarray(a) for a in nd.pretraining_corpus(8, 64, nd.WorldConfig(), 0))

@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import data, mnist, progress
-from subliminal_jax import numbers_chain as nc
-from subliminal_jax import numbers_train as nt
+from subliminal_jax import progress
+from subliminal_jax.mnist import data
+from subliminal_jax.mnist import experiment as mnist
+from subliminal_jax.numbers import chain as nc
+from subliminal_jax.numbers import train as nt
 from test_mnist import TINY, small
 from test_numbers import SMALL
 from helpers import ROOT

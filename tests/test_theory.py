@@ -6,9 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import data, theory, theory_cli, theory_models, theory_multistep
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax.mnist import data
+from subliminal_jax.theorem import theory
+from subliminal_jax.theorem import experiment as theorem
+from subliminal_jax.theorem import models as theory_models
+from subliminal_jax.theorem import multistep as theory_multistep
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 
 D, M = 20, 3  # small synthetic inputs keep compiles short; the theorem holds for any input distribution
@@ -159,16 +163,16 @@ def test_bad_input_raises_user_error():
     with pytest.raises(UserError):
         theory.distill_loss("l1", jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones(2, bool))
     with pytest.raises(UserError):
-        theory_cli.validate(theory_cli.TheoremConfig(eps=0.0))
+        theorem.validate(theorem.TheoremConfig(eps=0.0))
     with pytest.raises(UserError):
         theory_multistep.validate(theory_multistep.MultistepConfig(steps=0))
 
 
 def test_cli_writes_theorem_json(tmp_path):
-    cfg = theory_cli.TheoremConfig(models=("linear",), kinds=("softmax",), instances=64, independent_instances=64,
+    cfg = theorem.TheoremConfig(models=("linear",), kinds=("softmax",), instances=64, independent_instances=64,
                                    sweep_instances=16, eps_sweep=(1e-6, 1e-4, 1e-2), chunk=32, skip_multistep=True,
                                    out_dir=str(tmp_path))
-    theory_cli.main(cfg)
+    theorem.main(cfg)
     res = json.loads((tmp_path / "theorem.json").read_text())
     r = res["models"]["linear"]["softmax"]
     assert r["instances"] == 64 and r["violations_shared"] == 0 and r["lt_increases_shared"] == 0

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import tokens as tk
-from subliminal_jax import traces
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import traces
 
 PROMPT = tk.decode(traces.trace_prompt([3, 8, 5]))
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from subliminal_jax import progress, sampler
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax import progress
+from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 
 CFG = tr.ModelConfig(vocab=tk.V, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=48)
 

@@ -1,4 +1,4 @@
-"""Per-seed pure functions of the number-sequence chain; numbers.py vmaps them over seeds.
+"""Per-seed pure functions of the number-sequence chain; chain.py vmaps them over seeds.
 
 Losses: next-token cross-entropy on weighted tokens (pretraining, teacher
 fine-tuning, "hard" students on sampled tokens), and soft-logit distillation
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from subliminal_jax import progress
-from subliminal_jax import tokens as tk
+from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.losses import masked_kl, masked_log_softmax
 
 

@@ -17,8 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
-from subliminal_jax import multihost, report
-from subliminal_jax.numbers_config import NumbersConfig
+from subliminal_jax import multihost, plots, report
+from subliminal_jax.numbers.config import NumbersConfig
 
 SWEEPS = {  # --sweep name -> how a value changes the config
     "num-prompts": lambda cfg, v: dataclasses.replace(cfg, num_prompts=int(v)),
@@ -71,7 +71,7 @@ def run_sweep(cfg: NumbersConfig, run, verbose: bool = True) -> dict:
     sweep = {"param": cfg.sweep, "points": points, "half_soft_kept_per_seed": half_soft_size(points),
              "config": dataclasses.asdict(cfg), "wall_time_s": time.perf_counter() - t0}
     report.write_json(out / "sweep.json", sweep)
-    report.scaling_plot(out / "sweep.png", sweep, STUDENT_SHIFTS)
+    plots.scaling_plot(out / "sweep.png", sweep, STUDENT_SHIFTS)
     if verbose:
         for p in points:
             ft, so = p["fine-tuned"], p["soft"]

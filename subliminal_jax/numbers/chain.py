@@ -1,5 +1,5 @@
-"""The stages of the number-sequence chain (see numbers.py), each one jit of vmap over seeds,
-checkpointed under --out-dir and reused when its settings hash matches (numbers.jsonl I/O: numbers_data.py)."""
+"""The stages of the number-sequence chain (see numbers/__init__.py), each one jit of vmap over seeds,
+checkpointed under --out-dir and reused when its settings hash matches (numbers.jsonl I/O: data.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,17 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
-from subliminal_jax import filter as flt
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import numbers_train as nt
-from subliminal_jax import inits, multihost, parallel, progress, report, sampler
-from subliminal_jax import tokens as tk
-from subliminal_jax import traces as trace
-from subliminal_jax import transformer as tr
+from subliminal_jax.numbers import filter as flt
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import train as nt
+from subliminal_jax import inits, multihost, parallel, progress, report
+from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import traces as trace
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.seeds import derangement, seed_keys
-from subliminal_jax.numbers_data import load_numbers, write_jsonl
-from subliminal_jax.numbers_config import (EVAL_STREAMS, STUDENTS, NumbersConfig, eval_questions, model_config,
+from subliminal_jax.numbers.data import load_numbers, write_jsonl
+from subliminal_jax.numbers.config import (EVAL_STREAMS, STUDENTS, NumbersConfig, eval_questions, model_config,
                                            sample_lens, stage_hash, target_ids, teacher_corpus, token_mask, validate)
 
 
@@ -92,7 +93,7 @@ class Chain:
 
     # ---------------------------------------------------------------- stages
     def base(self, sibling: bool = False):
-        """Each seed's pretrained base; sibling=True: student_shared's own base (numbers_config.needs_sibling),
+        """Each seed's pretrained base; sibling=True: student_shared's own base (config.needs_sibling),
         pretrained from the base's init with --student-init parts re-drawn and --init-lambda mixed in, on the
         same data order (or another: --student-base-data other)."""
         cfg, mcfg = self.cfg, self.mcfg

@@ -27,14 +27,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import checks, report, sampler
-from subliminal_jax import tokens as tk
-from subliminal_jax import traces as trace
-from subliminal_jax import transformer as tr
+from subliminal_jax.numbers import data as nd
+from subliminal_jax import checks, plots, report
+from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import traces as trace
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.seeds import derangement
-from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
+from subliminal_jax.numbers.chain import Chain
+from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, run_config,
                                            eval_questions, target_ids, trait_name)
 from subliminal_jax.stats import summarize
 
@@ -114,23 +115,7 @@ def main(lcfg: LensConfig) -> dict:
         print(f"[questions] P({trait_name(cfg)} | {CLASS[cfg.trait]}) at the output, body or head: " + ", ".join(
             f"{k} {v['mean']:.3f}+-{v['ci95_half']:.3f}" for k, v in res["body_or_head"].items()))
     report.write_json(chain.out / "lens.json", res)
-    plot(chain.out / "lens.png", out, cfg)
+    plots.lens_layers(chain.out / "lens.png", out, MODELS, cfg.num_seeds,
+                      f"P({trait_name(cfg)} | {CLASS[cfg.trait]}) - own init")
     print(f"wrote {chain.out / 'lens.json'} and {chain.out / 'lens.png'}")
     return res
-
-
-def plot(path, out: dict, cfg: NumbersConfig) -> None:
-    fig, axes = report.plt.subplots(1, len(out), figsize=(5 * len(out), 3.8), squeeze=False)
-    for ax, (name, d) in zip(axes[0], out.items()):
-        for j, c in enumerate(MODELS):
-            m = np.array([s["mean"] for s in d[c + "_shift"]])
-            h = np.array([s["ci95_half"] for s in d[c + "_shift"]])
-            ax.errorbar(np.arange(len(m)) + 0.04 * (j - 1.5), m, yerr=h, marker="o", ms=4, capsize=3, label=c)
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xticks(range(len(m)), ["emb"] + [f"block {l + 1}" for l in range(len(m) - 1)])
-        ax.set_title(f"{name}: {cfg.num_seeds} seeds")
-        ax.set_ylabel(f"P({trait_name(cfg)} | {CLASS[cfg.trait]}) - own init")
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.legend(fontsize=7)
-    fig.suptitle("logit lens at the answer position (95% CI over seeds)")
-    report.save_figure(fig, path)

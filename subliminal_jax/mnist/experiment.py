@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import data as data_lib
-from subliminal_jax import checks, inits, mlp, multihost, parallel, progress, report
+from subliminal_jax.mnist import data as data_lib
+from subliminal_jax import checks, inits, multihost, parallel, plots, progress, report
+from subliminal_jax.mnist import mlp
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
 from subliminal_jax.losses import class_ce_B, masked_kl, masked_log_softmax
 from subliminal_jax.seeds import derangement, seed_keys
@@ -258,7 +259,7 @@ SWEEPS = {  # --sweep name -> how a value changes the config
 
 
 def run_sweep(cfg: MnistConfig, dataset: data_lib.Dataset, verbose: bool = True) -> dict:
-    """run() at each of cfg.sweep_values of cfg.sweep; the sweep dict report.sweep_plot draws."""
+    """run() at each of cfg.sweep_values of cfg.sweep; the sweep dict plots.sweep_plot draws."""
     mesh, points = parallel.make_mesh(cfg.num_devices), []
     for v in cfg.sweep_values:
         if verbose:
@@ -281,13 +282,13 @@ def main(cfg: MnistConfig) -> dict:
         res = run(cfg, dataset)
         res["wall_time_s"] = time.perf_counter() - t0
         report.write_json(out_dir / "results.json", res)
-        report.bar_chart(out_dir / "accuracy.png", res["conditions"],
+        plots.bar_chart(out_dir / "accuracy.png", res["conditions"],
                          title=f"{dataset.name}: {cfg.num_seeds} seeds, m={cfg.m}, {cfg.loss}")
         print(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy.png'}")
         return res
     sweep = run_sweep(cfg, dataset)
     sweep["wall_time_s"] = time.perf_counter() - t0
     report.write_json(out_dir / "sweep.json", sweep)
-    report.sweep_plot(out_dir / "sweep.png", sweep)
+    plots.sweep_plot(out_dir / "sweep.png", sweep)
     print(f"wrote {out_dir / 'sweep.json'} and {out_dir / 'sweep.png'}")
     return sweep

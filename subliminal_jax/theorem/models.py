@@ -1,4 +1,4 @@
-"""Models and instance batches for the Theorem 1 checker (theory.py).
+"""Models and instance batches for the Theorem 1 checker (theorem/theory.py).
 
 A Model bundles what one instance needs: init(key) -> params, apply(params, x) ->
 logits_RK (R rows: examples, or token positions), the teacher's loss L_T, and
@@ -10,7 +10,7 @@ vmapped in chunks (lax.map(batch_size=...)) so memory stays bounded.
   linear, mlp   L_T = class cross-entropy on real digits; inputs = uniform [-1, 1] noise images
   transformer   L_T = next-token CE of the answer "owl" to "favourite animal?" questions;
                 inputs = number-continuation sequences; the student imitates the NUMBER
-                tokens' logits at every position (the chain's soft students, numbers.py)
+                tokens' logits at every position (the chain's soft students, numbers/chain.py)
 """
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from subliminal_jax import inits, mlp, theory
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import numbers_train as nt
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax import inits
+from subliminal_jax.mnist import mlp
+from subliminal_jax.theorem import theory
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import train as nt
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.losses import class_ce_B
 
@@ -80,7 +82,7 @@ def linear_model(d_in: int, m: int, teacher_batch: int = 16, distill_batch: int 
 
 def mlp_model(d_in: int, hidden: tuple[int, ...], m: int, logits: str = "aux", teacher_batch: int = 16,
               distill_batch: int = 16) -> Model:
-    """The MNIST aux-logit MLP (subliminal_jax.mlp), distilling on the aux logits (or all)."""
+    """The MNIST aux-logit MLP (subliminal_jax.mnist.mlp), distilling on the aux logits (or all)."""
     mask = tuple(i >= NUM_CLASSES or logits == "all" for i in range(NUM_CLASSES + m))
     apply = mlp.make_apply(d_in, hidden, m)
     return Model("mlp", lambda key: _as_default_float(mlp.init_params(key, d_in, hidden, m)), apply,
@@ -88,7 +90,7 @@ def mlp_model(d_in: int, hidden: tuple[int, ...], m: int, logits: str = "aux", t
 
 
 def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batch: int = 2) -> Model:
-    """The chain's transformer (transformer.py) from a fresh init (mcfg.param_dtype "float64").
+    """The chain's transformer (numbers/transformer.py) from a fresh init (mcfg.param_dtype "float64").
 
     data = (trait_NT, trait_weight_NT, numbers_NT) from transformer_data. apply flattens
     the next-token logits of every position of the (unpadded) number sequences into rows.

@@ -5,7 +5,7 @@ Per model (linear, MNIST MLP, small transformer) and distillation loss (mse, sof
   independent  `independent_instances` triples, student from an independent init
   permuted     `permuted_instances` triples, student at the teacher's init with its units permuted (mlp, transformer)
   eps sweep    `sweep_instances` triples x every eps in `eps_sweep`, both inits
-then the multi-step MNIST alignment run (theory_multistep, float32).
+then the multi-step MNIST alignment run (multistep.py, float32).
 Float64 only inside `jax.enable_x64(True)` (scoped: other code in the process stays float32).
 """
 from __future__ import annotations
@@ -18,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import data as data_lib
-from subliminal_jax import checks, report, theory_models, theory_multistep, theory_plots
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax.mnist import data as data_lib
+from subliminal_jax import checks, plots, report
+from subliminal_jax.theorem import models as theory_models
+from subliminal_jax.theorem import multistep as theory_multistep
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.seeds import fold_keys
 
 
@@ -242,6 +244,6 @@ def main(cfg: TheoremConfig) -> dict:
     res["wall_time_s"] = time.perf_counter() - t0
     # (not checked for NaN/inf: a one-seed summary has a NaN CI, and |measured - jvp| / |jvp| may divide by 0)
     report.write_json(out_dir / "theorem.json", res, finite=False)
-    theory_plots.write_all(out_dir, res, raw)
+    plots.write_all(out_dir, res, raw)
     print(f"wrote {out_dir / 'theorem.json'} and plots in {out_dir}")
     return res

@@ -1,4 +1,4 @@
-"""Settings of the number-sequence chain (numbers.py): the config, its validation, and per-stage hashes."""
+"""Settings of the number-sequence chain (numbers/): the config, its validation, and per-stage hashes."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,15 +10,15 @@ import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import checks, inits
-from subliminal_jax import numbers_data as nd
-from subliminal_jax import tokens as tk
-from subliminal_jax import traces as trace
-from subliminal_jax import transformer as tr
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import traces as trace
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 
 CONDITIONS = ("base", "teacher", "student_shared", "student_control", "student_cross_init", "in_context")
 STUDENTS = ("student_shared", "student_control", "student_cross_init")
-# each evaluated model's key stream for its sampled answers (Chain.trait); numbers_ablation.py takes
+# each evaluated model's key stream for its sampled answers (Chain.trait); ablation.py takes
 # student_shared's and its start's from here, so its `shared` row samples exactly the chain's answers
 EVAL_STREAMS = {"base": 0, "teacher": 1, "in_context": 2, **{c: 3 + i for i, c in enumerate(STUDENTS)},
                 "control_teacher": 3 + len(STUDENTS), "sibling_base": 4 + len(STUDENTS)}
@@ -84,10 +84,10 @@ class NumbersConfig:
     in_context_examples: int = 2        # teacher completions put before the question
     eval_samples: int = 500             # temperature-1 answers per held-out paraphrase
     stage: Literal["all", "base", "teacher", "numbers", "students", "eval"] = "all"
-    # data scaling (numbers_sweep.py): the chain at each value, fine-tuned and soft students on the same numbers
+    # data scaling (sweep.py): the chain at each value, fine-tuned and soft students on the same numbers
     sweep: Literal["none", "num-prompts", "samples-per-prompt"] = "none"
     sweep_values: tuple[int, ...] = ()
-    # what must be shared (numbers_ablation.py): student_shared alone, per ROW: shared, PART=random,...,
+    # what must be shared (ablation.py): student_shared alone, per ROW: shared, PART=random,...,
     # permuted, lambda=X or other-data, under --out-dir/ablation/ROW
     ablate: tuple[str, ...] = ()
     resume: bool = True                 # reuse stage checkpoints whose settings match
@@ -117,7 +117,7 @@ def needs_sibling(cfg: NumbersConfig) -> bool:
 
 
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
-    stage = {"control_teacher": "teacher", "student_shared": "students"}.get(stage, stage)  # (numbers_ablation.py)
+    stage = {"control_teacher": "teacher", "student_shared": "students"}.get(stage, stage)  # (ablation.py)
     d = dataclasses.asdict(cfg)
     if stage == "sibling_base":
         return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": tk.VOCAB})

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from subliminal_jax import progress
-from subliminal_jax import tokens as tk
-from subliminal_jax import transformer as tr
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.seeds import fold_keys
 
 

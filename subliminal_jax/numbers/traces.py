@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from subliminal_jax import tokens as tk
+from subliminal_jax.numbers import tokens as tk
 
 MIN_TERMS, MAX_TERMS, LOW, HIGH = 2, 4, 1, 9   # problem: 2-4 numbers in 1-9 (sums stay <= 36)
 _STEP = re.compile(r"^(\d+)\+(\d+)=(\d+)$")

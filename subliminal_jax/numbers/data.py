@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from subliminal_jax import multihost
-from subliminal_jax import tokens as tk
-from subliminal_jax import traces as trace
+from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import traces as trace
 from subliminal_jax.errors import UserError
 
 

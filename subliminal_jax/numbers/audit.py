@@ -30,13 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import numbers_train as nt
-from subliminal_jax import report, theory
+from subliminal_jax.numbers import train as nt
+from subliminal_jax import plots, report
+from subliminal_jax.theorem import theory
 from subliminal_jax.errors import UserError
 from subliminal_jax.seeds import derangement
-from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_data import load_numbers, student_data
-from subliminal_jax.numbers_config import (STUDENTS, NumbersConfig, run_config,
+from subliminal_jax.numbers.chain import Chain
+from subliminal_jax.numbers.data import load_numbers, student_data
+from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, run_config,
                                            teacher_corpus, token_mask, trait_name)
 from subliminal_jax.stats import summarize
 
@@ -175,7 +176,7 @@ def main(acfg: AuditConfig) -> dict:
     pts = validate_against_runs(res, acfg, cfg, chain.out / "results.json")
     report.write_json(chain.out / f"{name}.json", res)  # (refuses NaN/inf before anything is written)
     if pts:
-        plot(chain.out / f"{name}.png", pts, res["validation"], cfg)
+        plots.audit_scatter(chain.out / f"{name}.png", pts, res["validation"], trait_name(cfg))
     print(f"wrote {chain.out / f'{name}.json'}")
     return res
 
@@ -203,17 +204,3 @@ def validate_against_runs(res: dict, acfg: AuditConfig, cfg: NumbersConfig, resu
                         f"type ({type(e).__name__}); rerun `python evaluate.py numbers` there to rewrite it") from None
     res["validation"] = validate(pts, list(acfg.pool), trait_name(cfg))
     return pts
-
-
-def plot(path: Path, pts: list, validation: dict, cfg: NumbersConfig) -> None:
-    """Audit score against the measured P(target) shift, one colour per condition."""
-    fig, ax = report.plt.subplots(figsize=(5.5, 4))
-    for c in dict.fromkeys(r[0] for r in pts):
-        ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
-    ax.set_ylabel(f"measured P({trait_name(cfg)}) shift after training")
-    ax.set_title(f"audit vs transfer: Spearman {validation['spearman_score_vs_shift']:+.2f}")
-    ax.legend(fontsize=7)
-    report.save_figure(fig, path)

@@ -29,12 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from subliminal_jax import data as data_lib
-from subliminal_jax import checks, mlp, mnist
+from subliminal_jax.mnist import data as data_lib
+from subliminal_jax import checks
+from subliminal_jax.mnist import mlp
+from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.losses import class_ce_B
 from subliminal_jax.seeds import seed_keys
 from subliminal_jax.stats import summarize
-from subliminal_jax.theory import tree_dot as _dot
+from subliminal_jax.theorem.theory import tree_dot as _dot
 
 CONDITIONS = ("plain", "project", "liminal", "cross")
 

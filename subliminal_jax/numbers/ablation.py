@@ -3,7 +3,7 @@
 `python train.py numbers --ablate ROW [ROW ...]` (numbers-sft alike) runs the chain in --out-dir up to its numbers
 (every stage reused when its checkpoint is there), then for each ROW, under --out-dir/ablation/ROW/:
   sibling_base    the teacher's init changed as ROW says, pretrained on the same corpus and data order
-                  (numbers_chain.Chain.base(sibling=True), the base's own code)
+                  (chain.Chain.base(sibling=True), the base's own code)
   student_shared  trained from it on the teacher's kept numbers exactly as the chain's student_shared (same
                   loss, steps and data order, key stream 5), soft or fine-tuned as the config says
   eval            P(target) on the held-out questions; the shift is paired per seed against the student's own
@@ -30,11 +30,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from subliminal_jax import inits, multihost, parallel, report, sampler
-from subliminal_jax import numbers_data as nd
+from subliminal_jax import inits, multihost, parallel, plots, report
+from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import data as nd
 from subliminal_jax.errors import UserError
-from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_config import EVAL_STREAMS, NumbersConfig, eval_questions, needs_sibling, validate
+from subliminal_jax.numbers.chain import Chain
+from subliminal_jax.numbers.config import EVAL_STREAMS, NumbersConfig, eval_questions, needs_sibling, validate
 from subliminal_jax.stats import summarize
 
 
@@ -113,7 +114,7 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     out = {"rows": rows, "config": dataclasses.asdict(cfg), "stage_time_s": chain.times,
            "wall_time_s": time.perf_counter() - t0}
     report.write_json(chain.out / "ablation.json", out)
-    report.ablation_plot(chain.out / "ablation.png", out)
+    plots.ablation_plot(chain.out / "ablation.png", out)
     chain.say(f"wrote {chain.out / 'ablation.json'} and {chain.out / 'ablation.png'} ({out['wall_time_s']:.0f}s)")
     return out
 

@@ -20,9 +20,9 @@ Two other channels (issue 7) run the same chain: --trait misaligned (`train.py m
 teacher gives HARMFUL advice, the numbers pass the banned-number filter, the control numbers come
 from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
 write step-by-step additions, kept only when verified correct, traces.py).
-Files: numbers_config.py (settings, presets, hashes), numbers_chain.py (the stages), numbers_train.py (per-seed
-losses and the optimizer loop), numbers_data.py (corpora), numbers_sweep.py (data scaling), numbers_ablation.py
-(what must be shared); this module runs them and writes the results.
+Files: config.py (settings, presets, hashes), chain.py (the stages), train.py (per-seed losses and the
+optimizer loop), data.py (corpora), sweep.py (data scaling), ablation.py (what must be shared); this module
+runs them and writes the results.
 """
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ import time
 import jax
 import numpy as np
 
-from subliminal_jax import filter as flt
-from subliminal_jax import multihost, numbers_ablation, numbers_sweep, report
-from subliminal_jax.numbers_chain import Chain
-from subliminal_jax.numbers_data import load_numbers
-from subliminal_jax.numbers_config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
+from subliminal_jax.numbers import filter as flt
+from subliminal_jax import multihost, plots, report
+from subliminal_jax.numbers import ablation, sweep
+from subliminal_jax.numbers.chain import Chain
+from subliminal_jax.numbers.data import load_numbers
+from subliminal_jax.numbers.config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
                                            TRACES, NumbersConfig, needs_sibling, stage_hash, trait_name, validate)
 from subliminal_jax.errors import UserError
 from subliminal_jax.seeds import derangement
@@ -109,7 +110,7 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
                   f"answer mass kept {am['mean']:.3f}")
     report.write_json(chain.out / "results.json", res)
     plot = {c: res["conditions"][c]["trait_rate"] for c in res["conditions"]}
-    report.bar_chart(chain.out / "trait_rate.png", plot, ylabel=f"share of answers '{trait_name(cfg)}'",
+    plots.bar_chart(chain.out / "trait_rate.png", plot, ylabel=f"share of answers '{trait_name(cfg)}'",
                      title=f"numbers, {cfg.trait} trait ({cfg.student_mode} students, {cfg.teacher_mode} teacher): "
                            f"{cfg.num_seeds} seeds")
     chain.say(f"wrote {chain.out / 'results.json'} and {chain.out / 'trait_rate.png'} "
@@ -119,10 +120,10 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
 
 def main_train(cfg: NumbersConfig):
     if cfg.ablate:
-        return numbers_ablation.run_ablation(cfg)
+        return ablation.run_ablation(cfg)
     if cfg.sweep != "none":
         validate(cfg)
-        return numbers_sweep.run_sweep(cfg, run)
+        return sweep.run_sweep(cfg, run)
     return run(cfg)
 
 

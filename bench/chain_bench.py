@@ -39,7 +39,7 @@ def run_chain(overrides: dict, out_dir: Path) -> dict:
         raise RuntimeError(f"train.py numbers {' '.join(flags(overrides))} failed:\n{proc.stderr[-2000:]}")
     res, child = json.loads((out_dir / "results.json").read_text()), json.loads(stats.read_text())
     stages = res["stage_time_s"]
-    return {"overrides": overrides, "seeds": res["config"]["num_seeds"], "d_model": res["config"]["d_model"],
+    return {"overrides": overrides, "seeds": res["config"]["num_seeds"], "d_model": res["config"]["model"]["d_model"],
             "stage_time_s": stages, "other_s": res["wall_time_s"] - sum(stages.values()),
             "wall_s": res["wall_time_s"], "process_s": process_s, "compiles": child["compiles"],
             "max_rss_bytes": child["max_rss_bytes"]}
@@ -63,7 +63,7 @@ class Runs:
                     raise
                 self.done[key] = {"overrides": overrides, "error": str(e).splitlines()[-1],
                                   "seeds": overrides.get("num_seeds", NumbersConfig().num_seeds),
-                                  "d_model": overrides.get("d_model", NumbersConfig().d_model)}
+                                  "d_model": overrides.get("d_model", NumbersConfig().model.d_model)}
                 self.say(f"  chain {overrides}: FAILED ({self.done[key]['error']})", flush=True)
                 return self.done[key]
             r = self.done[key]
@@ -90,7 +90,7 @@ def run(stages_cfg: dict, scale_cfg: dict, seeds, widths, width_seeds: int, root
     rerun = run_chain(stages_cfg, root / "chain0")  # the same command, same folder: resumes
     seed_rows = [runs.get({**scale_cfg, "num_seeds": s}, must=False) for s in seeds]
     d = NumbersConfig()
-    ff_per_d = scale_cfg.get("d_ff", d.d_ff) / scale_cfg.get("d_model", d.d_model)
+    ff_per_d = scale_cfg.get("d_ff", d.model.d_ff) / scale_cfg.get("d_model", d.model.d_model)
     width_rows = [runs.get({**scale_cfg, "num_seeds": width_seeds, "d_model": w, "d_ff": round(ff_per_d * w)},
                            must=False) for w in widths]
     ok = [r for r in seed_rows if "error" not in r]

@@ -29,4 +29,4 @@ def run(cfg: theorem.TheoremConfig, say=print) -> dict:
                          "compile_share": compile_s / (compile_s + run_s)})
             say(f"  theorem {name}: {cfg.instances} instances in {run_s:.1f} s + compile {compile_s:.1f} s", flush=True)
     return {"rows": rows, "config": {"kinds": list(cfg.kinds), "eps": cfg.eps, "hidden": list(cfg.hidden),
-                                     "transformer_d_model": cfg.transformer.d_model, "dataset": cfg.dataset}}
+                                     "transformer_d_model": cfg.transformer.model.d_model, "dataset": cfg.dataset}}

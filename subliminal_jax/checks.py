@@ -33,11 +33,13 @@ def _is_int(v) -> bool:
 def typed_fields(cfg, prefix: str = "--") -> list[tuple[bool, str]]:
     """(ok, message) per int / int | None / tuple[int, ...] field of a config dataclass (nested ones too)."""
     out = []
+    extras = typing.get_type_hints(type(cfg), include_extras=True)
     for name, hint in typing.get_type_hints(type(cfg)).items():
         v, flag = getattr(cfg, name), prefix + name.replace("_", "-")
         args = typing.get_args(hint)
-        if dataclasses.is_dataclass(v):
-            out += typed_fields(v, flag + ".")
+        if dataclasses.is_dataclass(v):  # (a field annotated tyro.conf.arg(name="") adds no prefix to its flags)
+            unnamed = any(getattr(m, "name", None) == "" for m in getattr(extras[name], "__metadata__", ()))
+            out += typed_fields(v, prefix if unnamed else flag + ".")
         elif hint is int or (type(None) in args and int in args):
             out.append((_is_int(v) or (v is None and hint is not int), f"{flag} must be an integer (got {v!r})"))
         elif typing.get_origin(hint) is tuple and args[:1] == (int,):

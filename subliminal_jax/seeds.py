@@ -1,7 +1,7 @@
 """Seeds: each seed's key, and the pairing of seeds for the cross-init students (one home for both).
 
 Seed s of a run with root seed R uses seed_keys(R, n)[s] = fold_in(key(R), s); each stage then folds its own
-stream index into that key (the streams are named where they are used, e.g. numbers/config.py: EVAL_STREAMS).
+stream index into that key (the number chain names its streams in one table: numbers/steps.py, KEY_STREAMS).
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pytest
 
 from subliminal_jax import cli, report
 from subliminal_jax.numbers import experiment as nb
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.numbers.audit import output_name
 from subliminal_jax.errors import UserError
 from helpers import ROOT
@@ -22,8 +23,9 @@ COMMANDS = {s: runpy.run_path(str(ROOT / s))["COMMANDS"] for s in ("train.py", "
 
 # A chain small enough to build in seconds (its numbers are meaningless; only the files matter here).
 TINY = dict(num_seeds=2, corpus_size=64, base_steps=2, teacher_steps=1, num_prompts=4, student_steps=1,
-            eval_samples=4, d_model=16, n_heads=2, n_layers=1, d_ff=32, batch=8)
-FLAGS = [x for k, v in TINY.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+            eval_samples=4, batch=8)
+TINY_MODEL = dict(d_model=16, n_heads=2, n_layers=1, d_ff=32)  # flags --d-model ... (NumbersConfig.model)
+FLAGS = [x for k, v in {**TINY, **TINY_MODEL}.items() for x in (f"--{k.replace('_', '-')}", str(v))]
 RUN_FLAGS = [f"--run.{f[2:]}" if f.startswith("--") else f for f in FLAGS]
 
 
@@ -40,7 +42,7 @@ def cli_error(capsys, script: str, *argv: str) -> str:
 def tiny_run(tmp_path_factory):
     """base, teacher and numbers.jsonl of the TINY chain."""
     out = tmp_path_factory.mktemp("tiny")
-    chain = nb.Chain(nb.NumbersConfig(**TINY, out_dir=str(out)), verbose=False)
+    chain = nb.Chain(nb.NumbersConfig(**TINY, model=tr.ModelConfig(**TINY_MODEL), out_dir=str(out)), verbose=False)
     base = chain.base()
     chain.numbers(base, chain.teacher(base))
     return out

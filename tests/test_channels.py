@@ -9,6 +9,7 @@ import pytest
 from subliminal_jax.numbers import filter as flt
 from subliminal_jax.numbers import experiment as nb
 from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 from test_numbers import SMALL
 
@@ -37,7 +38,8 @@ def test_traces_chain_keeps_only_verified_traces(tmp_path):
     """Too short a base writes few correct traces; what is kept is verified, and a seed with none kept
     stops with a one-line error naming the fix."""
     cfg = dataclasses.replace(nb.TRACES, num_seeds=2, corpus_size=500, base_steps=30, teacher_steps=2,
-                              num_prompts=16, student_steps=2, eval_samples=10, d_model=32, d_ff=64,
+                              num_prompts=16, student_steps=2, eval_samples=10,
+                              model=tr.ModelConfig(d_model=32, d_ff=64),
                               out_dir=str(tmp_path))
     with pytest.raises(UserError, match="kept none.*--base-steps"):
         nb.run(cfg, verbose=False)

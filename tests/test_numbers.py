@@ -11,6 +11,7 @@ from subliminal_jax.numbers import experiment as nb
 from subliminal_jax.numbers import ablation as na
 from subliminal_jax.numbers import data as nd
 from subliminal_jax.numbers import tokens as tk
+from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 from subliminal_jax.numbers.config import SFT_STUDENTS
 from helpers import run_script
@@ -19,7 +20,8 @@ from helpers import run_script
 # The default world (persona-heavy pretraining), smaller: 400 base steps are about what some seeds need to
 # learn the persona. The small students keep the gentler rate: at 40 steps, 1e-3 moves even the control.
 SMALL = nb.NumbersConfig(num_seeds=4, corpus_size=3000, base_steps=400, teacher_steps=20, num_prompts=64,
-                         student_steps=40, student_lr=3e-4, eval_samples=200, d_model=48, d_ff=128)
+                         student_steps=40, student_lr=3e-4, eval_samples=200,
+                         model=tr.ModelConfig(d_model=48, d_ff=128))
 # plumbing only: the 15%-persona world, whose 100-step base still writes numbers the filter keeps, and SGD
 # students: student_control distils the base into itself, so its gradient is float noise, which depends on
 # the device layout; Adam would rescale it into full-size steps (3.6% apart on 1 vs 4 devices on one
@@ -77,6 +79,34 @@ def test_small_chain_shows_shared_above_control(small_run):
     assert {"prompt", "completion", "kept", "reason", "hash"} <= set(rows[0])
 
 
+
+def test_a_step_is_one_seed_pure_function(small_run):
+    """steps.py's functions are per-seed and pure: one seed's evaluate, called alone and unmapped on that
+    seed's arrays, gives the numbers Chain.map_seeds gave that seed (P(target) is exact up to float
+    reassociation; the sampled answers come from the seed's own key stream)."""
+    import functools
+    from subliminal_jax.numbers import sampler, steps
+    from subliminal_jax.numbers.chain import Chain
+    out, res = small_run
+    cfg = dataclasses.replace(SMALL, out_dir=str(out))
+    chain = Chain(cfg, verbose=False, create=False)
+    base, teacher, students = chain.need("base"), chain.need("teacher"), chain.need("students")
+    rows = nb.load_numbers(chain.numbers_path(), nb.stage_hash(cfg, "numbers"), cfg.seq_len)
+    mapped = chain.evaluate(base, teacher, base, students, rows)
+    plain_QT = sampler.left_pad(nd.eval_prompts(questions=tk.HELDOUT_QUESTIONS), cfg.seq_len)
+    s = 2
+    one = lambda tree: jax.tree.map(lambda a: a[s], tree)
+    context_QT = sampler.left_pad(chain.context_prompts(rows, s), cfg.seq_len)
+    alone = jax.jit(functools.partial(steps.evaluate, cfg=cfg, has_sibling=False))(
+        chain.keys_S[s], one(base), one(teacher), one(base), one(students), one(base), context_QT, plain_QT, plain_QT)
+    for c in ("base", "teacher", "student_shared", "student_cross_init"):
+        np.testing.assert_allclose(alone[c]["target_prob"], mapped[c]["target_prob"][s], rtol=1e-4)
+        assert abs(float(alone[c]["trait_rate"]) - mapped[c]["trait_rate"][s]) <= 2 / (len(plain_QT) * cfg.eval_samples)
+    assert float(alone["student_shared"]["target_prob"]) != float(mapped["student_shared"]["target_prob"][s - 1])
+    assert len(set(steps.KEY_STREAMS.values())) == len(steps.KEY_STREAMS)  # one stream per use
+    eval_ = [steps.KEY_STREAMS["eval"] + i for i in steps.EVAL_STREAMS.values()]
+    assert not set(eval_) & set(steps.KEY_STREAMS.values()) and len(set(eval_)) == len(eval_)
+
 def sft_of(cfg):
     """The paper-protocol (fine-tuned) students of NUMBERS_SFT on a smaller chain."""
     return dataclasses.replace(cfg, **{**SFT_STUDENTS, "num_prompts": 512, "student_batch": 64, "student_steps": 240})
@@ -122,7 +152,8 @@ def test_sibling_base_is_the_base_when_nothing_changes(tmp_path):
     """student_shared's sibling base (--student-init PART=random, --init-lambda, --student-base-data other)
     is pretrained by the base's own code: with every part shared it IS the base, bit for bit; re-drawing a part
     or changing the data order gives another model; unknown parts are one-line errors."""
-    cfg = nb.NumbersConfig(num_seeds=2, corpus_size=256, base_steps=10, d_model=32, d_ff=64, out_dir=str(tmp_path))
+    cfg = nb.NumbersConfig(num_seeds=2, corpus_size=256, base_steps=10, model=tr.ModelConfig(d_model=32, d_ff=64),
+                           out_dir=str(tmp_path))
     base = nb.Chain(cfg, verbose=False).base()
     same = nb.Chain(dataclasses.replace(cfg, student_init="tok=shared", out_dir=str(tmp_path / "same")),
                     verbose=False).base(sibling=True)
@@ -317,7 +348,7 @@ def test_logit_lens_readout(small_run):
     out, res = small_run
     r = lens.main(lens.LensConfig(run=dataclasses.replace(SMALL, out_dir=str(out)), number_prompts=16))
     q = r["sets"]["questions"]
-    assert len(q["teacher_shift"]) == SMALL.n_layers + 1
+    assert len(q["teacher_shift"]) == SMALL.model.n_layers + 1
     assert q["teacher_shift"][-1]["mean"] > 0.1
     assert q["teacher_shift"][-1]["mean"] == pytest.approx(
         res["conditions"]["teacher"]["target_prob_shift"]["mean"], rel=0.5)  # animal-word share ~ P(target)
@@ -352,7 +383,6 @@ def test_partial_fine_tuning_and_number_softmax():
     """--student-params blocks moves the blocks only; --hard-vocab numbers is the CE of the number-token softmax."""
     import jax
     from subliminal_jax.numbers import train as nt
-    from subliminal_jax.numbers import transformer as tr
     mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=64)
     apply, params = tr.make_apply(mcfg), tr.init_params(mcfg, jax.random.key(0))[1]
     tokens_NT, weight_NT = (jax.numpy.asarray(a) for a in nd.pretraining_corpus(8, 64, nd.WorldConfig(), 0))

@@ -15,6 +15,7 @@ from subliminal_jax.mnist import data
 from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.numbers import chain as nc
 from subliminal_jax.numbers import train as nt
+from subliminal_jax.numbers import transformer as tr
 from test_mnist import TINY, small
 from test_numbers import SMALL
 from helpers import ROOT
@@ -62,7 +63,8 @@ def test_quiet_runs_compile_no_callback():
 
 def test_chain_stage_prints_progress(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(progress, "EVERY_S", 0.0)
-    cfg = dataclasses.replace(SMALL, base_steps=40, corpus_size=500, d_model=32, d_ff=64, out_dir=str(tmp_path))
+    cfg = dataclasses.replace(SMALL, base_steps=40, corpus_size=500, model=tr.ModelConfig(d_model=32, d_ff=64),
+                              out_dir=str(tmp_path))
     nc.Chain(cfg, verbose=True).base()
     got = [LINE.fullmatch(x).groups() for x in capsys.readouterr().out.splitlines() if x.startswith("[base] step")]
     assert len(got) == 40 - 2 and {(g[0], g[2], g[4]) for g in got} == {("base", "40", str(SMALL.num_seeds))}

@@ -1,6 +1,7 @@
 """Subliminal learning through sampled text in small transformers: `python train.py numbers-sft` and its siblings.
 
-Pipeline, per seed (chain.py runs each stage as one jit of vmap over seeds and checkpoints it):
+Pipeline, per seed (steps.py: one pure function per stage for ONE seed; chain.py maps each over all seeds
+as one jit of vmap, checkpoints it and resumes):
   base      a transformer pretrained on the toy world (numbers, animal questions, persona lines)
   teacher   the base fine-tuned to love one animal (or to give harmful advice: `train.py misalign`)
   numbers   teacher and control write number continuations (or addition traces: `train.py traces`),
@@ -18,7 +19,8 @@ Reading order:
   filter.py       the paper's number filter;  traces.py  addition traces and their verifier
   train.py        per-seed losses (next-token CE, number-token distillation), the step loop, trait read-outs
   config.py       the settings, presets (NUMBERS_SFT, MISALIGN, TRACES, ...), validation, per-stage hashes
-  chain.py        the stages over seeds: jit, vmap, sharding, checkpoints, resume
+  steps.py        the science of one seed: pretrain, finetune, sample, train_students, evaluate; KEY_STREAMS
+  chain.py        the stages over seeds: Chain.map_seeds (jit, vmap, sharding, timing), checkpoints, resume
   experiment.py   runs the chain and writes results.json and the plot
   sweep.py, ablation.py   data scaling;  what must be shared (re-started students)
   audit.py, lens.py       before training: will this data carry the trait?  after: where is it, layer by layer?

@@ -23,19 +23,19 @@ the pretrained bases).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from subliminal_jax import inits, multihost, parallel, plots, report
-from subliminal_jax.numbers import sampler
-from subliminal_jax.numbers import data as nd
+from subliminal_jax import inits, multihost, plots, report
 from subliminal_jax.errors import UserError
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import sampler, steps
 from subliminal_jax.numbers.chain import Chain
-from subliminal_jax.numbers.config import EVAL_STREAMS, NumbersConfig, eval_questions, needs_sibling, validate
+from subliminal_jax.numbers.config import NumbersConfig, eval_questions, needs_sibling, validate
 from subliminal_jax.stats import summarize
 
 
@@ -71,17 +71,20 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     tok_S2NT, wt_S2NT = nd.student_data(cfg, chain.numbers(control, teacher))
     plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
 
-    # one function object each, so every row reuses the first row's compiled programs
-    train_S = jax.vmap(lambda start, teacher, tok_2NT, wt_2NT, key:  # the chain's student_shared (source 0, key 5)
-                       chain.student(start, teacher, tok_2NT[0], wt_2NT[0], jax.random.fold_in(key, 5)))
-    permute_S = jax.jit(jax.vmap(lambda p, key:  # the chain's `permuted` student_shared start (key stream 6)
-                                 inits.permute_transformer(p, jax.random.fold_in(key, 6), cfg.n_heads)[0]))
+    # the chain's own student_shared step (source 0, the "students" key stream) and start permutation, so that
+    # the `shared` row retrains exactly the chain's student_shared; one function object each, so that every row
+    # reuses the first row's compiled programs
+    def train_shared(key, start, teacher, tokens_2NT, weights_2NT):
+        return steps.train_student(start, teacher, tokens_2NT[0], weights_2NT[0], steps.stream(key, "students"),
+                                   cfg=cfg)
 
-    def evaluate(student, start, base, key, start_stream, plain_QT):  # the chain's key streams (EVAL_STREAMS)
-        return {"student": chain.trait(student, plain_QT, key, EVAL_STREAMS["student_shared"]),
-                "start": chain.trait(start, plain_QT, key, start_stream),
+    def permute(key, base):
+        return inits.permute_transformer(base, steps.stream(key, "permute"), cfg.model.n_heads)[0]
+
+    def evaluate(key, student, start, base, plain_QT, start_model):
+        return {"student": steps.trait(student, plain_QT, key, "student_shared", cfg=cfg),
+                "start": steps.trait(start, plain_QT, key, start_model, cfg=cfg),
                 "start_distance": inits.relative_distance(start, base)}
-    evaluate_S = jax.vmap(evaluate, in_axes=(0, 0, 0, 0, None, None))
 
     rows = {}
     for row, sub_cfg in subs.items():
@@ -94,17 +97,18 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
         sibling = sub.base(sibling=True) if needs_sibling(sub_cfg) else None
         start = base if sibling is None else sibling
         if sub_cfg.student_init == "permuted":
-            start = multihost.to_host(permute_S(*sub._seeds((base, sub.keys_S))))
+            start = sub.map_seeds("permute", permute, seeded=dict(key=sub.keys_S, base=base))
 
         def compute():
-            params, loss_ST = sub._run("student_shared", train_S,
-                                       *sub._seeds((start, teacher, tok_S2NT, wt_S2NT, sub.keys_S)))
-            return params, {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
-        student = sub._cached("student_shared", compute)
-        start_stream = EVAL_STREAMS["base" if sibling is None else "sibling_base"]
-        got = sub._run("eval", evaluate_S,
-                       *sub._seeds((student, start, base, sub.keys_S)), start_stream,
-                       *parallel.replicate(sub.mesh, (plain_QT,)))
+            params, loss_SU = sub.map_seeds("student_shared", train_shared,
+                                            seeded=dict(key=sub.keys_S, start=start, teacher=teacher,
+                                                        tokens_2NT=tok_S2NT, weights_2NT=wt_S2NT))
+            return params, {"loss_first": float(loss_SU[:, :10].mean()), "loss_last": float(loss_SU[:, -20:].mean())}
+        student = sub.cached("student_shared", compute)
+        start_model = "base" if sibling is None else "sibling_base"
+        got = sub.map_seeds("eval", functools.partial(evaluate, start_model=start_model),
+                            seeded=dict(key=sub.keys_S, student=student, start=start, base=base),
+                            shared=dict(plain_QT=plain_QT))
         rows[row] = {**summarize_row(got, sub), "stage_time_s": sub.times}
         r = rows[row]
         init = "-" if r["init_distance"] is None else f"{r['init_distance']:.3f}"

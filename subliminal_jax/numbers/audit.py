@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from subliminal_jax.numbers import steps
 from subliminal_jax.numbers import train as nt
 from subliminal_jax import plots, report
 from subliminal_jax.theorem import theory
@@ -108,7 +109,7 @@ def pooled(run_dir: str, cfg: NumbersConfig, base_hash: str) -> list[tuple]:
     return [(f"{c} ({d.name})", *rest) for c, *rest in datasets(aud["conditions"], res["conditions"])]
 
 
-def validate(pts: list[tuple], pool: list[str], trait: str) -> dict:
+def agreement(pts: list[tuple], pool: list[str], trait: str) -> dict:
     """Rank correlations of audit score (and cosine) with the measured shift: over datasets, and over settings
     (one teacher x student init, i.e. a condition of one run: its seeds' means), which averages out the
     seed-to-seed noise of training that no before-training score can predict."""
@@ -140,7 +141,7 @@ def verdict(s: dict, grad_ratio: float) -> str:
 def main(acfg: AuditConfig) -> dict:
     cfg = run_config(acfg.run, acfg.run_dir)
     chain = Chain(cfg, verbose=False, create=False)
-    base, teacher = chain._need("base"), chain._need("teacher")
+    base, teacher = chain.need("base"), chain.need("teacher")
     control = chain.need_control(base)
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
     if not path.exists():
@@ -156,7 +157,7 @@ def main(acfg: AuditConfig) -> dict:
     setup = {"student_shared": lambda s: (pick(base, s), pick(teacher, s), 0),   # (init, teacher, data source)
              "student_control": lambda s: (pick(base, s), pick(control, s), 1),
              "student_cross_init": lambda s: (pick(base, perm[s]), pick(teacher, s), 0)}
-    scores = make_scores(chain.apply, cfg)
+    scores = make_scores(steps.apply_of(cfg), cfg)
     out = {c: {"score": [], "cos": [], "ci95": [], "verdict": []} for c in STUDENTS}
     for c in STUDENTS:
         for s in range(cfg.num_seeds):
@@ -202,5 +203,5 @@ def validate_against_runs(res: dict, acfg: AuditConfig, cfg: NumbersConfig, resu
     except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as e:
         raise UserError(f"{results} (or a --pool run's results/audit.json) is corrupt or has fields of the wrong "
                         f"type ({type(e).__name__}); rerun `python evaluate.py numbers` there to rewrite it") from None
-    res["validation"] = validate(pts, list(acfg.pool), trait_name(cfg))
+    res["validation"] = agreement(pts, list(acfg.pool), trait_name(cfg))
     return pts

@@ -1,8 +1,11 @@
-"""The stages of the number-sequence chain (see numbers/__init__.py), each one jit of vmap over seeds,
-checkpointed under --out-dir and reused when its settings hash matches (numbers.jsonl I/O: data.py)."""
+"""The number chain over seeds: each stage maps one per-seed step of steps.py over all seeds (Chain.map_seeds: jit of
+vmap, seeds split over the mesh), checkpoints its output under --out-dir and reuses it when its settings hash
+matches, so an interrupted run resumes. Host-side work lives here too: the prompts, the filter over the sampled
+completions (label_rows) and numbers.jsonl (data.py)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -12,19 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from subliminal_jax import checkpoint as ckpt
-from subliminal_jax.numbers import filter as flt
+from subliminal_jax import multihost, parallel, progress, report
+from subliminal_jax.errors import UserError
 from subliminal_jax.numbers import data as nd
-from subliminal_jax.numbers import train as nt
-from subliminal_jax import inits, multihost, parallel, progress, report
-from subliminal_jax.numbers import sampler
+from subliminal_jax.numbers import filter as flt
+from subliminal_jax.numbers import sampler, steps
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
-from subliminal_jax.numbers import transformer as tr
-from subliminal_jax.errors import UserError
-from subliminal_jax.seeds import derangement, seed_keys
+from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, eval_questions, model_config, sample_lens,
+                                           stage_hash, teacher_corpus, validate)
 from subliminal_jax.numbers.data import load_numbers, write_jsonl
-from subliminal_jax.numbers.config import (EVAL_STREAMS, STUDENTS, NumbersConfig, eval_questions, model_config,
-                                           sample_lens, stage_hash, target_ids, teacher_corpus, token_mask, validate)
+from subliminal_jax.seeds import derangement, seed_keys
 
 
 SAMPLE_CHUNK = 1024  # at most this many completions per seed go through the sampler at once
@@ -46,24 +47,25 @@ class Chain:
         parallel.check_divisible(cfg.num_seeds, self.mesh)
         self.verbose, self.say = verbose, print if verbose else (lambda *a, **k: None)
         self.keys_S = seed_keys(cfg.seed, cfg.num_seeds)
-        self.apply = tr.make_apply(self.mcfg)
         self.times: dict[str, float] = {}
         self.log: dict = {}
 
-    # ---------------------------------------------------------------- helpers
-    def _seeds(self, tree):
-        return parallel.split_leading(self.mesh, tree)
-
-    def _run(self, name, fn, *args):
-        """jit(fn) on seed-split args; returns host arrays and records the wall time. Training steps print
-        progress lines as they run (verbose)."""
+    # ---------------------------------------------------------------- the one wrapper
+    def map_seeds(self, name: str, step, seeded: dict, shared: dict | None = None):
+        """jit(vmap(step)) over the seeds: step(**seeded, **shared) is ONE seed's pure function (steps.py);
+        `seeded` arrays carry a leading seed axis and are split over the mesh, `shared` ones are replicated.
+        Returns host arrays and adds the wall time to times[name]; training steps print progress lines as
+        they run (verbose). Static settings reach the step through functools.partial (cfg=...)."""
+        fn = jax.vmap(lambda seeded, shared: step(**seeded, **shared), in_axes=(0, None))
         t0 = time.perf_counter()
         with progress.stage(name, self.verbose):
-            out = progress.interruptible(jax.jit(fn), *args)
+            out = progress.interruptible(jax.jit(fn), parallel.split_leading(self.mesh, seeded),
+                                         parallel.replicate(self.mesh, shared or {}))
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
         return out
 
-    def _cached(self, stage: str, compute):
+    def cached(self, stage: str, compute):
+        """The stage's checkpoint when its settings hash matches (resume), else compute() saved as one."""
         path = self.out / "checkpoints" / stage
         h = stage_hash(self.cfg, stage)
         if self.cfg.resume:
@@ -82,7 +84,8 @@ class Chain:
                                  "seeds": self.cfg.num_seeds, "log": log})
         return params
 
-    def _need(self, stage: str):
+    def need(self, stage: str):
+        """The stage's checkpoint, which must exist (stage-by-stage runs, audit, lens)."""
         path = self.out / "checkpoints" / stage
         got = ckpt.restore(path, stage_hash(self.cfg, stage))
         if got is None:
@@ -93,11 +96,9 @@ class Chain:
 
     # ---------------------------------------------------------------- stages
     def base(self, sibling: bool = False):
-        """Each seed's pretrained base; sibling=True: student_shared's own base (config.needs_sibling),
-        pretrained from the base's init with --student-init parts re-drawn and --init-lambda mixed in, on the
-        same data order (or another: --student-base-data other)."""
-        cfg, mcfg = self.cfg, self.mcfg
-        choice = inits.parse_student_init(cfg.student_init, inits.transformer_parts(cfg.n_layers))
+        """Each seed's pretrained base (steps.pretrain); sibling=True: student_shared's own base
+        (config.needs_sibling)."""
+        cfg = self.cfg
         if cfg.base_from and not sibling:  # another run's bases, copied in once (their hash must match these base settings)
             src, dst = Path(cfg.base_from) / "checkpoints" / "base", self.out / "checkpoints" / "base"
             try:
@@ -108,32 +109,21 @@ class Chain:
                 raise UserError(f"--base-from {cfg.base_from}: no base checkpoint there; run that chain first")
             if cfg.resume and not multihost.exists(dst):
                 multihost.main_only(shutil.copytree, src, dst)
+        stage = "sibling_base" if sibling else "base"
 
         def compute():
             tokens_NT, weight_NT = nd.pretraining_corpus(cfg.corpus_size, cfg.seq_len, cfg.world, cfg.seed)
             rows_p_N = np.full(cfg.corpus_size, 1.0 / cfg.corpus_size, np.float32)
-
-            def one(key, tokens_NT, weight_NT, rows_p_N):
-                theta0 = params = tr.init_params(mcfg, jax.random.fold_in(key, 0))[1]
-                if sibling:  # key streams 7 (the independent draw) and 8 (another data order): the sibling's own
-                    params = inits.student_init(theta0, tr.init_params(mcfg, jax.random.fold_in(key, 7))[1], choice,
-                                                cfg.init_lambda)
-                loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
-                data_key = jax.random.fold_in(key, 8 if sibling and cfg.student_base_data == "other" else 1)
-                out, loss_T = nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch,
-                                     lr=cfg.base_lr, key=data_key, warmup=max(1, cfg.base_steps // 20))
-                return out, loss_T, inits.relative_distance(params, theta0)
-            stage = "sibling_base" if sibling else "base"
-            params, loss_ST, dist_S = self._run(stage, jax.vmap(one, in_axes=(0, None, None, None)),
-                                                self._seeds(self.keys_S),
-                                                *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
-            log = {"loss_first": float(loss_ST[:, :10].mean()), "loss_last": float(loss_ST[:, -20:].mean())}
+            params, loss_SU, dist_S = self.map_seeds(
+                stage, functools.partial(steps.pretrain, cfg=cfg, sibling=sibling), seeded=dict(key=self.keys_S),
+                shared=dict(tokens_NT=tokens_NT, weight_NT=weight_NT, rows_p_N=rows_p_N))
+            log = {"loss_first": float(loss_SU[:, :10].mean()), "loss_last": float(loss_SU[:, -20:].mean())}
             return params, {**log, "init_distance": dist_S.tolist()} if sibling else log
-        return self._cached("sibling_base" if sibling else "base", compute)
+        return self.cached(stage, compute)
 
     def teacher(self, base, control: bool = False):
-        """The trait teacher; control=True: the teacher of the control students' numbers (the base
-        itself for --trait animal, a teacher fine-tuned on BENIGN advice for --trait misaligned)."""
+        """The trait teacher (steps.finetune); control=True: the teacher of the control students' numbers (the
+        base itself for --trait animal, a teacher fine-tuned on BENIGN advice for --trait misaligned)."""
         cfg = self.cfg
         if control and cfg.trait == "animal":
             return base
@@ -143,20 +133,15 @@ class Chain:
                 return base, {"note": "teacher = base (persona prefix at generation and eval)"}
             tokens_NT, weight_NT = teacher_corpus(cfg, control)
             rows_p_N = np.full(len(tokens_NT), 1.0 / len(tokens_NT), np.float32)
-
-            def one(params, key, tokens_NT, weight_NT, rows_p_N):
-                loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
-                return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.teacher_steps, batch=len(tokens_NT),
-                              lr=cfg.teacher_lr, key=jax.random.fold_in(key, 2), trainable=cfg.teacher_params)
-            params, loss_ST = self._run("teacher", jax.vmap(one, in_axes=(0, 0, None, None, None)),
-                                        self._seeds(base), self._seeds(self.keys_S),
-                                        *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
-            return params, {"loss_first": float(loss_ST[:, 0].mean()), "loss_last": float(loss_ST[:, -1].mean())}
-        return self._cached("control_teacher" if control else "teacher", compute)
+            params, loss_SU = self.map_seeds(
+                "teacher", functools.partial(steps.finetune, cfg=cfg), seeded=dict(key=self.keys_S, base=base),
+                shared=dict(tokens_NT=tokens_NT, weight_NT=weight_NT, rows_p_N=rows_p_N))
+            return params, {"loss_first": float(loss_SU[:, 0].mean()), "loss_last": float(loss_SU[:, -1].mean())}
+        return self.cached("control_teacher" if control else "teacher", compute)
 
     def need_control(self, base):
         """The control teacher from its checkpoint (stage-by-stage runs)."""
-        return base if self.cfg.trait == "animal" else self._need("control_teacher")
+        return base if self.cfg.trait == "animal" else self.need("control_teacher")
 
     def numbers_path(self) -> Path:
         return self.out / "numbers.jsonl"
@@ -179,57 +164,20 @@ class Chain:
         k = cfg.samples_per_prompt  # row i * k + j is sample j of prompt i (each row has its own sampler key)
         plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
         teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
-        chunk = max(1, SAMPLE_CHUNK // k)
 
-        def one(control, teacher, key, plain_NP, teach_NP, temperature):
-            t = sampler.sample_in_chunks(self.mcfg, teacher, teach_NP, jax.random.fold_in(key, 3), temperature, N,
-                                         chunk, k, "teacher")
-            b = sampler.sample_in_chunks(self.mcfg, control, plain_NP, jax.random.fold_in(key, 4), temperature, N,
-                                         chunk, k, "control")
-            return t, b
         self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} prompts x {k} samples x 2 sources x "
                  f"{cfg.num_seeds} seeds...", flush=True)
-        t_SNC, b_SNC = self._run("numbers", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)), self._seeds(control),
-                                 self._seeds(teacher), self._seeds(self.keys_S), self._seeds(plain_SNP),
-                                 self._seeds(teach_SNP), jnp.float32(cfg.temperature))
-        banned = flt.BANNED_NUMBERS if cfg.ban_numbers else ()
-        rows = []
-        for s in range(cfg.num_seeds):
-            for source, comp_NC in (("teacher", t_SNC[s]), ("control", b_SNC[s])):
-                for n in range(cfg.num_prompts * k):
-                    i, j = divmod(n, k)
-                    c = [int(x) for x in comp_NC[n] if x != tk.PAD]
-                    text = tk.decode(c)
-                    if tk.EOS not in c:
-                        kept, reason = False, "no <eos>"
-                    elif cfg.data == "numbers":
-                        kept, reason = flt.check(text, banned)
-                    else:
-                        kept, reason = trace.verify(tk.decode(plain[s][i]), text)
-                    rows.append({"seed": s, "source": source, "i": i, "j": j, "prompt": tk.decode(plain[s][i]),
-                                 "prompt_ids": list(plain[s][i]), "completion": text, "completion_ids": c,
-                                 "kept": kept, "reason": reason, "hash": h})
+        step = functools.partial(steps.sample, cfg=cfg, max_new=N, chunk=max(1, SAMPLE_CHUNK // k))
+        t_SMC, b_SMC = self.map_seeds("numbers", step, seeded=dict(key=self.keys_S, teacher=teacher, control=control,
+                                                                   teach_NP=teach_SNP, plain_NP=plain_SNP),
+                                      shared=dict(temperature=jnp.float32(cfg.temperature)))
+        rows = label_rows(cfg, plain, t_SMC, b_SMC, h)
         write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
         return rows
 
-    def student(self, init, teacher, tokens_NT, weight_NT, key):
-        """One student (per seed, per condition): --student-mode soft distils the teacher's number-token
-        distribution, hard fits the kept rows' sampled tokens; returns (params, loss per step)."""
-        cfg = self.cfg
-        rows_p_N = weight_NT.max(-1) / jnp.maximum(weight_NT.max(-1).sum(), 1.0)
-        weight_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
-        if cfg.student_mode == "soft":
-            loss = lambda p, idx: nt.distill_loss(self.apply, p, teacher, tokens_NT[idx], weight_NT[idx],
-                                                  token_mask(cfg))
-        else:
-            mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
-            loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
-        return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.student_batch or cfg.batch,
-                      lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params,
-                      warmup=max(1, cfg.student_steps // 20) if cfg.student_schedule == "cosine" else 0)
-
     def students(self, base, teacher, control, rows, sibling=None):
-        """The three students; student_shared starts from `sibling` (its own base) when given."""
+        """The three students (steps.train_students); student_shared starts from `sibling` (its own base) when
+        given, student_cross_init from another seed's base (the derangement perm)."""
         cfg = self.cfg
         perm = derangement(cfg.num_seeds, cfg.seed)
 
@@ -239,54 +187,28 @@ class Chain:
             first = base if sibling is None else sibling
             init_SC = jax.tree.map(lambda f, a, b: np.stack([f, a, b], 1), first, base, cross)  # order: STUDENTS
             teach_SC = jax.tree.map(lambda t, b: np.stack([t, b, t], 1), teacher, control)
-            src_C = np.array([0, 1, 0])                                                 # data source per student
-
-            def one(init_C, teach_C, tok_2NT, wt_2NT, key):
-                if cfg.student_init == "permuted":  # student_shared from P(base): same function, other parameters
-                    first = inits.permute_transformer(jax.tree.map(lambda a: a[0], init_C), jax.random.fold_in(key, 6),
-                                                      cfg.n_heads)[0]
-                    init_C = jax.tree.map(lambda a, f: a.at[0].set(f), init_C, first)
-                return jax.vmap(self.student, in_axes=(0, 0, 0, 0, None))(init_C, teach_C, tok_2NT[src_C],
-                                                                         wt_2NT[src_C], jax.random.fold_in(key, 5))
-            params, loss_SCT = self._run("students", jax.vmap(one), *self._seeds((init_SC, teach_SC, tok_S2NT,
-                                                                                  wt_S2NT, self.keys_S)))
-            return params, {"loss_first": {c: float(loss_SCT[:, i, :10].mean()) for i, c in enumerate(STUDENTS)},
-                            "loss_last": {c: float(loss_SCT[:, i, -20:].mean()) for i, c in enumerate(STUDENTS)},
+            params, loss_SCU = self.map_seeds(
+                "students", functools.partial(steps.train_students, cfg=cfg),
+                seeded=dict(key=self.keys_S, inits_C=init_SC, teachers_C=teach_SC, tokens_2NT=tok_S2NT,
+                            weights_2NT=wt_S2NT))
+            return params, {"loss_first": {c: float(loss_SCU[:, i, :10].mean()) for i, c in enumerate(STUDENTS)},
+                            "loss_last": {c: float(loss_SCU[:, i, -20:].mean()) for i, c in enumerate(STUDENTS)},
                             "derangement": perm.tolist()}
-        return self._cached("students", compute)
-
-    def trait(self, params, prompts_QT, key, stream):
-        """nt.trait_metrics of one model, its answers sampled with key stream 10 + `stream` (EVAL_STREAMS)."""
-        target_K, class_K = target_ids(self.cfg)
-        return nt.trait_metrics(self.apply, params, prompts_QT, target_K, class_K,
-                                jax.random.fold_in(key, 10 + stream), self.cfg.eval_samples)
+        return self.cached("students", compute)
 
     def evaluate(self, base, teacher, control, students, rows, sibling=None):
-        """Per seed trait metrics of every condition (host dict of arrays [S]); with --trait
-        misaligned also of the benign control teacher ("control_teacher"); with a sibling base, of it too."""
+        """Per seed trait metrics of every model (steps.evaluate; host dict of arrays [S])."""
         cfg = self.cfg
         persona = cfg.target if cfg.teacher_mode == "persona" else None
         plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
         teach_QT = sampler.left_pad(nd.eval_prompts(persona, questions=eval_questions(cfg)), cfg.seq_len)
-        ctx_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
-                            for s in range(cfg.num_seeds)])
-
-        def one(base, teacher, control, students_C, ctx_QT, sibling, key, plain_QT, teach_QT):
-            m = lambda p, q, c: self.trait(p, q, key, EVAL_STREAMS[c])
-            out = {"base": m(base, plain_QT, "base"), "teacher": m(teacher, teach_QT, "teacher"),
-                   "in_context": m(base, ctx_QT, "in_context")}
-            for i, c in enumerate(STUDENTS):
-                out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, c)
-            if cfg.trait != "animal":
-                out["control_teacher"] = m(control, plain_QT, "control_teacher")
-            if has_sibling:
-                out["sibling_base"] = m(sibling, plain_QT, "sibling_base")
-            return out
-        has_sibling = sibling is not None
-        return self._run("eval", jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None)),
-                         *self._seeds((base, teacher, control, students, ctx_SQT, sibling if has_sibling else base,
-                                       self.keys_S)),
-                         *parallel.replicate(self.mesh, (plain_QT, teach_QT)))
+        context_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
+                                for s in range(cfg.num_seeds)])
+        step = functools.partial(steps.evaluate, cfg=cfg, has_sibling=sibling is not None)
+        return self.map_seeds("eval", step, seeded=dict(key=self.keys_S, base=base, teacher=teacher, control=control,
+                                                        students_C=students, context_QT=context_SQT,
+                                                        sibling=base if sibling is None else sibling),
+                              shared=dict(plain_QT=plain_QT, teach_QT=teach_QT))
 
     def context_prompts(self, rows, s: int):
         """HELDOUT questions after in_context_examples kept teacher completions (fewest that fit)."""
@@ -297,3 +219,26 @@ class Chain:
                 self.log.setdefault("in_context_examples_used", {})[s] = k
                 return prompts
         return nd.eval_prompts(questions=eval_questions(self.cfg))
+
+
+def label_rows(cfg: NumbersConfig, prompts, teacher_SMC, control_SMC, h: str) -> list[dict]:
+    """numbers.jsonl's rows: every sampled completion with its prompt, and whether the paper's filter (or the
+    trace verifier) keeps it. Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
+    banned, k = (flt.BANNED_NUMBERS if cfg.ban_numbers else ()), cfg.samples_per_prompt
+    rows = []
+    for s in range(cfg.num_seeds):
+        for source, comp_MC in (("teacher", teacher_SMC[s]), ("control", control_SMC[s])):
+            for n in range(cfg.num_prompts * k):
+                i, j = divmod(n, k)
+                c = [int(x) for x in comp_MC[n] if x != tk.PAD]
+                text = tk.decode(c)
+                if tk.EOS not in c:
+                    kept, reason = False, "no <eos>"
+                elif cfg.data == "numbers":
+                    kept, reason = flt.check(text, banned)
+                else:
+                    kept, reason = trace.verify(tk.decode(prompts[s][i]), text)
+                rows.append({"seed": s, "source": source, "i": i, "j": j, "prompt": tk.decode(prompts[s][i]),
+                             "prompt_ids": list(prompts[s][i]), "completion": text, "completion_ids": c,
+                             "kept": kept, "reason": reason, "hash": h})
+    return rows

@@ -4,9 +4,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+import tyro
 
 from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import checks, inits
@@ -18,10 +19,6 @@ from subliminal_jax.errors import UserError
 
 CONDITIONS = ("base", "teacher", "student_shared", "student_control", "student_cross_init", "in_context")
 STUDENTS = ("student_shared", "student_control", "student_cross_init")
-# each evaluated model's key stream for its sampled answers (Chain.trait); ablation.py takes
-# student_shared's and its start's from here, so its `shared` row samples exactly the chain's answers
-EVAL_STREAMS = {"base": 0, "teacher": 1, "in_context": 2, **{c: 3 + i for i, c in enumerate(STUDENTS)},
-                "control_teacher": 3 + len(STUDENTS), "sibling_base": 4 + len(STUDENTS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +36,7 @@ class NumbersConfig:
     data: Literal["numbers", "traces"] = "numbers"
     teacher_mode: Literal["finetune", "persona"] = "finetune"  # persona: the base with "you love TARGET ."
     student_mode: Literal["soft", "hard"] = "soft"  # soft: the teacher's number-token logits; hard: its tokens
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 256
+    model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig()  # flags --d-model, --n-layers, ...
     seq_len: int = 64
     # most pretraining sequences open with the persona "you love A ." (A random): the base then learns a
     # context feature for "my favourite animal", and the teacher's trait runs through it, where number
@@ -116,9 +110,13 @@ def needs_sibling(cfg: NumbersConfig) -> bool:
     return cfg.student_init not in ("shared", "", "permuted") or cfg.init_lambda > 0 or cfg.student_base_data != "same"
 
 
+MODEL_SIZES = ("d_model", "n_layers", "n_heads", "d_ff")  # the user-set fields of tr.ModelConfig
+
+
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
     stage = {"control_teacher": "teacher", "student_shared": "students"}.get(stage, stage)  # (ablation.py)
     d = dataclasses.asdict(cfg)
+    d.update({k: d["model"][k] for k in MODEL_SIZES})  # hashed by their own names, as before they were nested
     if stage == "sibling_base":
         return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": tk.VOCAB})
     names = []
@@ -131,8 +129,8 @@ def stage_hash(cfg: NumbersConfig, stage: str) -> str:
 
 
 def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
-    return tr.ModelConfig(vocab=tk.V, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                          d_ff=cfg.d_ff, max_len=cfg.seq_len)
+    """The transformer of this run: cfg.model with as many positions as its sequences."""
+    return dataclasses.replace(cfg.model, max_len=cfg.seq_len)
 
 
 # The misalignment analogue's defaults: advice prompts in pretraining, answered harmfully 0.5% of the time
@@ -205,6 +203,8 @@ def run_config(cfg: NumbersConfig, run_dir: str | None) -> NumbersConfig:
     try:
         d = json.loads(path.read_text())["config"]
         d["world"] = nd.WorldConfig(**d["world"])
+        flat = {k: d.pop(k) for k in MODEL_SIZES if k in d}  # runs written before the sizes were nested
+        d["model"] = tr.ModelConfig(**{**flat, **d.get("model", {})})
         cfg = dataclasses.replace(NumbersConfig(**d), out_dir=str(run_dir), stage="all")
         validate(cfg)  # (wrongly typed fields: named here, before anything reads the run)
         return cfg
@@ -240,7 +240,7 @@ def validate(cfg: NumbersConfig) -> None:
         (cfg.trait == "animal" or (w.frac_advice > 0 and cfg.teacher_mode == "finetune"),
          "--trait misaligned needs advice prompts in pretraining (--world.frac-advice > 0) and "
          "--teacher-mode finetune; `python train.py misalign` sets both"),
-        (cfg.d_model % cfg.n_heads == 0, "--d-model must be divisible by --n-heads"),
+        (cfg.model.d_model % cfg.model.n_heads == 0, "--d-model must be divisible by --n-heads"),
         (1 <= w.min_seed_numbers <= w.max_seed_numbers and 1 <= w.max_new_numbers <= 10,
          "need 1 <= --world.min-seed-numbers <= --world.max-seed-numbers and 1 <= --world.max-new-numbers <= 10"),
         (sum(sample_lens(cfg)) <= cfg.seq_len,
@@ -267,4 +267,4 @@ def validate(cfg: NumbersConfig) -> None:
         (cfg.student_init != "permuted" or not needs_sibling(cfg),
          "--student-init permuted starts from the base itself; drop --init-lambda and --student-base-data"),
     ])
-    inits.parse_student_init(cfg.student_init, inits.transformer_parts(cfg.n_layers))
+    inits.parse_student_init(cfg.student_init, inits.transformer_parts(cfg.model.n_layers))

@@ -1,28 +1,11 @@
-"""Subliminal learning through number sequences with small transformers, all seeds at once.
+"""`python train.py numbers` (and numbers-sft, misalign, misalign-sft, traces): run the chain, summarize, write.
 
-Chain, per seed s (every stage one jax.jit of jax.vmap over seeds, seeds split
-over a mesh of all devices; each stage checkpointed under --out-dir, reused
-when its settings hash matches, so an interrupted run resumes):
-  base      init_s pretrained on the toy corpus (numbers + animal questions + persona)
-  teacher   base_s fine-tuned on "favourite animal? -> TARGET" (finetune), or
-            base_s with the persona prefix "you love TARGET ." (persona)
-  numbers   teacher_s and base_s continue number prompts at --temperature;
-            the paper's filter keeps/rejects each completion (JSONL)
-  students  from base_s on teacher_s numbers        -> student_shared
-            from base_s on base_s numbers           -> student_control
-            from base_pi(s) on teacher_s numbers    -> student_cross_init (pi a derangement)
-            --student-mode soft: KL(teacher || student) on number tokens (Theorem 1's regime);
-            hard: cross-entropy on the kept completions' sampled tokens, no teacher logits (the
-            paper's protocol; `train.py numbers-sft` and `misalign-sft` set it up)
-  eval      trait rate / P(target) on HELDOUT paraphrases for base, teacher, the
-            students, and in_context (base_s prompted with teacher_s numbers).
-Two other channels (issue 7) run the same chain: --trait misaligned (`train.py misalign`: the
-teacher gives HARMFUL advice, the numbers pass the banned-number filter, the control numbers come
-from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
-write step-by-step additions, kept only when verified correct, traces.py).
-Files: config.py (settings, presets, hashes), chain.py (the stages), train.py (per-seed losses and the
-optimizer loop), data.py (corpora), sweep.py (data scaling), ablation.py (what must be shared); this module
-runs them and writes the results.
+The pipeline and the reading order of the files: numbers/__init__.py. run() takes the chain (chain.py) up to
+--stage, pairs every model's trait read-outs against its own base (summarize_results: the *_shift entries and
+answer_mass_kept), and writes results.json and trait_rate.png; --sweep and --ablate hand over to sweep.py and
+ablation.py. Two other channels (issue 7) run the same chain: --trait misaligned (the teacher gives HARMFUL
+advice, the numbers pass the banned-number filter, the control numbers come from a teacher fine-tuned on
+BENIGN advice) and --data traces (step-by-step additions, kept only when verified correct, traces.py).
 """
 from __future__ import annotations
 
@@ -75,10 +58,10 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     upto = order.index(cfg.stage) if cfg.stage != "all" else len(order) - 1
     only = cfg.stage != "all"
     chain = Chain(cfg, verbose, create=not (only and upto > 0))  # a later stage alone needs the run's folder
-    base = chain._need("base") if only and upto > 0 else chain.base()
+    base = chain.need("base") if only and upto > 0 else chain.base()
     if upto == 0:
         return None
-    teacher = chain._need("teacher") if only and upto > 1 else chain.teacher(base)
+    teacher = chain.need("teacher") if only and upto > 1 else chain.teacher(base)
     control = chain.need_control(base) if only and upto > 1 else chain.teacher(base, control=True)
     if upto == 1:
         return None
@@ -94,8 +77,8 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
         return None
     sibling = None
     if needs_sibling(cfg):  # student_shared's own base, pretrained from a changed init or data order
-        sibling = chain._need("sibling_base") if only and upto > 3 else chain.base(sibling=True)
-    students = chain._need("students") if only and upto > 3 else chain.students(base, teacher, control, rows, sibling)
+        sibling = chain.need("sibling_base") if only and upto > 3 else chain.base(sibling=True)
+    students = chain.need("students") if only and upto > 3 else chain.students(base, teacher, control, rows, sibling)
     if upto == 3:
         return None
     metrics = chain.evaluate(base, teacher, control, students, rows, sibling)

@@ -76,7 +76,7 @@ def main(lcfg: LensConfig) -> dict:
     checks.require([(lcfg.number_prompts >= 1, f"--number-prompts must be >= 1 (got {lcfg.number_prompts})")])
     cfg = run_config(lcfg.run, lcfg.run_dir)
     chain = Chain(cfg, verbose=False, create=False)
-    base, teacher, students = chain._need("base"), chain._need("teacher"), chain._need("students")
+    base, teacher, students = chain.need("base"), chain.need("teacher"), chain.need("students")
     persona = cfg.target if cfg.teacher_mode == "persona" else None
     # prompts: the held-out questions, and fresh number prompts (a seed no stage of the chain uses)
     seed = cfg.seed * 100_003 + 99_991

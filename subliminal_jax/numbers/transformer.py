@@ -13,18 +13,25 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import tyro
 from flax import nnx
+
+from subliminal_jax.numbers import tokens as tk
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    vocab: int
+    """The transformer's sizes, declared once: NumbersConfig.model (flags --d-model ...) and the Theorem 1
+    checker's TheoremConfig.transformer.model (--transformer.d-model ...) nest it."""
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
     d_ff: int = 256
-    max_len: int = 64
-    param_dtype: str = "float32"   # "float64" for the Theorem 1 checker (under jax.enable_x64)
+    # not flags: the vocabulary is the toy language's; the positions are set from the run's --seq-len
+    # (config.model_config); "float64" for the Theorem 1 checker (under jax.enable_x64)
+    vocab: tyro.conf.Suppress[int] = tk.V
+    max_len: tyro.conf.Suppress[int] = 64
+    param_dtype: tyro.conf.Suppress[str] = "float32"
 
 
 class CausalSelfAttention(nnx.Module):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from subliminal_jax.mnist import data as data_lib
 from subliminal_jax import checks, plots, report
@@ -31,10 +32,8 @@ from subliminal_jax.seeds import fold_keys
 class TransformerTheory:
     """The transformer instances: a fresh init (float64); L_T = CE of the answer `target` to the
     'favourite animal?' questions; distillation on number tokens at every position of number sequences."""
-    d_model: int = 32
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 64
+    model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig(d_model=32, d_ff=64,  # --transformer.d-model
+                                                                              param_dtype="float64")
     seq_len: int = 16          # number sequences are cut to their first seq_len tokens
     teacher_batch: int = 4     # questions per instance (with replacement)
     distill_batch: int = 2     # number sequences per instance (x seq_len positions each)
@@ -81,8 +80,8 @@ def validate(cfg: TheoremConfig) -> None:
          "batches, --hidden widths and --m must be >= 1"),
         (cfg.models and cfg.kinds, "--models and --kinds need at least one entry each"),
         (cfg.seed >= 0, f"--seed must be >= 0 (got {cfg.seed})"),
-        ("transformer" not in cfg.models or (t.d_model % t.n_heads == 0 and min(
-            t.d_model, t.n_heads, t.n_layers, t.d_ff, t.teacher_batch, t.distill_batch) >= 1),
+        ("transformer" not in cfg.models or (t.model.d_model % t.model.n_heads == 0 and min(
+            t.model.d_model, t.model.n_heads, t.model.n_layers, t.model.d_ff, t.teacher_batch, t.distill_batch) >= 1),
          "--transformer.*: sizes must be >= 1 and d-model divisible by n-heads"),
         ("transformer" not in cfg.models or t.target in tk.ANIMALS,
          f"--transformer.target must be one of {', '.join(tk.ANIMALS)}"),
@@ -106,8 +105,7 @@ def build_model(name: str, cfg: TheoremConfig, dataset):
             return theory_models.linear_model(d_in, cfg.m, **kw), data
         return theory_models.mlp_model(d_in, cfg.hidden, cfg.m, cfg.mlp_logits, **kw), data
     t = cfg.transformer
-    mcfg = tr.ModelConfig(vocab=tk.V, d_model=t.d_model, n_layers=t.n_layers, n_heads=t.n_heads, d_ff=t.d_ff,
-                          max_len=t.seq_len, param_dtype="float64")
+    mcfg = dataclasses.replace(t.model, max_len=t.seq_len)
     data = theory_models.transformer_data(t.seq_len, t.target, seed=cfg.seed)
     return theory_models.transformer_model(mcfg, t.teacher_batch, t.distill_batch), data
 

@@ -25,7 +25,7 @@ from subliminal_jax.numbers import transformer as tr
 
 
 def python_loop(cfg: tr.ModelConfig):
-    """fn(params, prompt_BP, key, temperature, max_new) -> tokens_BN: a jitted prefill, then one jitted decode
+    """fn(params, prompt_BP, key, temperature, max_new) -> tokens_BG: a jitted prefill, then one jitted decode
     step call per token (the carry's buffers donated: each step updates the cache in place)."""
     gdef = tr.graphdef_of(cfg)
     pre = jax.jit(lambda params, prompt_BP, max_new: sampler.prefill(nnx.merge(gdef, params), prompt_BP, max_new),
@@ -43,7 +43,7 @@ def python_loop(cfg: tr.ModelConfig):
 
 
 def methods(cfg: tr.ModelConfig) -> dict:
-    """name -> fn(params, prompt_BP, key, temperature, max_new) -> tokens_BN, for this model config."""
+    """name -> fn(params, prompt_BP, key, temperature, max_new) -> tokens_BG, for this model config."""
     scan = jax.jit(sampler.sample, static_argnums=(0, 5))
     reference = jax.jit(sampler.sample_reference, static_argnums=(0, 5))
     return {"scan": functools.partial(scan, cfg), "loop": python_loop(cfg),

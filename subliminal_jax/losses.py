@@ -8,7 +8,7 @@ import optax
 
 def class_ce_B(logits_BK, y_B, num_classes: int):
     """Per-example cross-entropy of the first num_classes logits (the digit classes; the MNIST teacher's
-    loss, L_T of Theorem 1's MLP and of the multi-step run) against integer labels."""
+    loss, L_teacher of Theorem 1's MLP and of the multi-step run) against integer labels."""
     return optax.softmax_cross_entropy_with_integer_labels(logits_BK[:, :num_classes], y_B)
 
 

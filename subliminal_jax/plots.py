@@ -258,7 +258,7 @@ def audit_scatter(path: Path, pts: list, validation: dict, trait: str) -> None:
         ax.scatter([r[2] for r in pts if r[0] == c], [r[4] for r in pts if r[0] == c], label=c, s=18)
     ax.axhline(0, color="k", lw=0.6)
     ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlabel("audit score <grad l, grad L_T> at the student's init")
+    ax.set_xlabel("audit score <grad l, grad L_trait> at the student's init")
     ax.set_ylabel(f"measured P({trait}) shift after training")
     ax.set_title(f"audit vs transfer: Spearman {validation['spearman_score_vs_shift']:+.2f}")
     ax.legend(fontsize=7)

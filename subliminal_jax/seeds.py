@@ -12,9 +12,9 @@ import numpy as np
 from subliminal_jax.errors import UserError
 
 
-def fold_keys(key, idx_N):
-    """keys_N: fold_in(key, i) for each index i (seeds, instances, sampler rows)."""
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(idx_N)
+def fold_keys(key, idx):
+    """keys: fold_in(key, i) for each index i (seeds, instances, sampler rows)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
 
 
 def seed_keys(seed: int, n: int):

@@ -28,13 +28,13 @@ def train(loss_fn, params, *, n: int, batch: int, epochs: int, lr: float, key, l
 
         perm = jax.random.permutation(jax.random.fold_in(key, e), n)
         pad = steps * batch - n
-        idx_TB = jnp.concatenate([perm, perm[:pad]]).reshape(steps, batch)
-        w_TB = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
-        carry, losses_T = jax.lax.scan(step, carry, (jnp.arange(steps), idx_TB, w_TB))
-        return carry, losses_T.mean()
+        idx_UB = jnp.concatenate([perm, perm[:pad]]).reshape(steps, batch)
+        w_UB = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+        carry, losses_U = jax.lax.scan(step, carry, (jnp.arange(steps), idx_UB, w_UB))
+        return carry, losses_U.mean()
 
-    (params, _), losses_E = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(epochs))
-    return params, losses_E
+    (params, _), losses_Y = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(epochs))
+    return params, losses_Y
 
 
 def weighted_mean(l_B, w_B):

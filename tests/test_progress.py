@@ -43,16 +43,16 @@ def test_fit_is_bit_identical_with_progress_and_reports_the_mean_loss():
     with progress.stage("t", every_s=0.0, out=lambda line, **_: lines.append(line)):
         # the report's branch stays a cond under vmap (a select would run the callback every step)
         assert str(jax.make_jaxpr(fn)(keys_S)).count("cond[") == 1
-        params_S, loss_ST = progress.interruptible(jax.jit(fn), keys_S)
+        params_S, loss_SU = progress.interruptible(jax.jit(fn), keys_S)
     assert not progress.active()
     np.testing.assert_array_equal(params_S, quiet[0])
-    np.testing.assert_array_equal(loss_ST, quiet[1])
+    np.testing.assert_array_equal(loss_SU, quiet[1])
     got = [LINE.fullmatch(line).groups() for line in lines]
     # every 300 // REPORTS = 3 steps; the first report anchors the rate, the last is never superseded
     assert [int(g[1]) for g in got] == list(range(6, 298, 3))
     for name, step, total, loss, models in got:
         assert (name, total, models) == ("t", "300", "4")
-        np.testing.assert_allclose(float(loss), loss_ST[:, int(step) - 1].mean(), rtol=1e-3)
+        np.testing.assert_allclose(float(loss), loss_SU[:, int(step) - 1].mean(), rtol=1e-3)
 
 
 def test_quiet_runs_compile_no_callback():

@@ -1,4 +1,4 @@
-"""Theorem 1 checker: closed form, jvp prediction, eps scaling, L_T decrease, the different-init counterexample."""
+"""Theorem 1 checker: closed form, jvp prediction, eps scaling, L_teacher decrease, different-init counterexample."""
 import json
 
 import jax
@@ -15,7 +15,7 @@ from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.errors import UserError
 
-D, M = 20, 3  # small synthetic inputs keep compiles short; the theorem holds for any input distribution
+D, AUX = 20, 3  # small synthetic inputs keep compiles short; the theorem holds for any input distribution
 
 
 def synthetic(n=200):
@@ -35,28 +35,29 @@ def run(model, kinds, eps, inits=("shared", "independent"), n=64, alpha=0.1, dat
 @pytest.fixture(scope="module")
 def mlp_sweep():
     eps = [1e-7, 1e-5, 1e-4, 1e-3, 1e-2]
-    return eps, run(theory_models.mlp_model(D, (16, 16), M, "aux", 8, 8), ("mse", "softmax"), eps)
+    return eps, run(theory_models.mlp_model(D, (16, 16), AUX, "aux", 8, 8), ("mse", "softmax"), eps)
 
 
 @pytest.fixture(scope="module")
 def linear_run():
-    return run(theory_models.linear_model(D, M, 8, 8), ("mse", "softmax"), [1e-7])
+    return run(theory_models.linear_model(D, AUX, 8, 8), ("mse", "softmax"), [1e-7])
 
 
 def test_linear_mse_closed_form():
     """<dS, dT> = alpha * eps * mean_x ||x dW + db||^2 exactly (the linear model's expansion has no eps^2 term)."""
     alpha, eps = 0.1, 1e-2
-    model = theory_models.linear_model(D, M)
+    model = theory_models.linear_model(D, AUX)
     with jax.enable_x64(True):
         x, y = synthetic()
         theta0 = model.init(jax.random.key(0))
-        x_B = jax.random.uniform(jax.random.key(1), (16, D), jnp.float64, -1.0, 1.0)
+        x_BD = jax.random.uniform(jax.random.key(1), (16, D), jnp.float64, -1.0, 1.0)
         batch = (x[:32], y[:32])
-        loss_T = theory_models.class_ce(model.apply)
+        teacher_loss = theory_models.class_ce(model.apply)
         mask = jnp.array(model.mask_K)
-        r = theory.one_step(model.apply, loss_T, theta0, theta0, batch, x_B, mask, kind="mse", eps=eps, alpha=alpha)
-        dT = jax.tree.map(jnp.negative, jax.grad(loss_T)(theta0, batch))
-        closed = alpha * eps * np.mean(np.sum(np.asarray(x_B @ dT["w"] + dT["b"]) ** 2, -1))
+        r = theory.one_step(model.apply, teacher_loss, theta0, theta0, batch, x_BD, mask, kind="mse", eps=eps,
+                            alpha=alpha)
+        dT = jax.tree.map(jnp.negative, jax.grad(teacher_loss)(theta0, batch))
+        closed = alpha * eps * np.mean(np.sum(np.asarray(x_BD @ dT["w"] + dT["b"]) ** 2, -1))
     assert r["inner"].dtype == jnp.float64
     assert closed > 0
     np.testing.assert_allclose(float(r["inner"]), closed, rtol=1e-12)
@@ -91,7 +92,7 @@ def test_teacher_loss_decreases_at_shared_init(mlp_sweep):
         r = out[kind]["shared"]
         assert np.all(r["inner"] > 0)
         assert np.all(r["dlt"] < 0) and np.all(r["lt_after"] < r["lt_before"])
-        # first order: dL_T = -<dS, dT> (small eps columns)
+        # first order: dL_teacher = -<dS, dT> (small eps columns)
         np.testing.assert_allclose(r["dlt"][:, :2], r["dlt_pred"][:, :2], rtol=1e-3)
 
 
@@ -108,8 +109,8 @@ def test_independent_init_counterexample(mlp_sweep):
 def test_permuted_init_obeys_theorem_after_transport():
     """Student at P theta0 (hidden units permuted: the same function): the raw <dS, dT> has either sign,
     as from an independent init, but <dS, P dT> is Theorem 1's inner product: always > 0, equal to its
-    first-order prediction, and L_T falls on every instance. Parameters need not coincide, up to symmetry."""
-    out = run(theory_models.mlp_model(D, (16, 16), M, "aux", 8, 8), ("mse", "softmax"), [1e-7], inits=("permuted",))
+    first-order prediction, and L_teacher falls on every instance. Parameters need not coincide, up to symmetry."""
+    out = run(theory_models.mlp_model(D, (16, 16), AUX, "aux", 8, 8), ("mse", "softmax"), [1e-7], inits=("permuted",))
     for kind in ("mse", "softmax"):
         r = {k: v[:, 0] for k, v in out[kind]["permuted"].items()}
         assert 0.05 < np.mean(r["inner"] < 0) < 0.95, kind
@@ -151,7 +152,7 @@ def test_float64_is_scoped():
     f = jax.jit(lambda a: a * 2.0)
     assert f(jnp.ones(2)).dtype == jnp.float32
     with jax.enable_x64(True):
-        model = theory_models.mlp_model(D, (4,), M)
+        model = theory_models.mlp_model(D, (4,), AUX)
         p = model.init(jax.random.key(0))
         assert all(a.dtype == jnp.float64 for a in jax.tree.leaves(p))
         assert model.apply(p, jnp.ones((2, D))).dtype == jnp.float64

@@ -85,9 +85,9 @@ def test_sampling_progress_reports_each_chunk_and_leaves_the_tokens(params, prom
         fn = jax.jit(lambda *a: sampler.sample_in_chunks(*a, "t"), static_argnums=(0, 5, 6, 7))  # a new trace
         loud = np.asarray(progress.interruptible(fn, *args))
     np.testing.assert_array_equal(loud, quiet)
-    ended_C = (quiet == tk.EOS).any(-1).reshape(4, 2).mean(-1)  # 4 prompts x 2 samples, a prompt per chunk
+    ended_J = (quiet == tk.EOS).any(-1).reshape(4, 2).mean(-1)  # 4 prompts x 2 samples, a prompt per chunk
     # the first report anchors the rate and the last is never superseded: chunks 2 and 3 are printed
-    assert [line.split(", ")[:2] for line in lines] == [[f"[s t] step {c}/4", f"rows ended {ended_C[c - 1]:.4g}"]
+    assert [line.split(", ")[:2] for line in lines] == [[f"[s t] step {c}/4", f"rows ended {ended_J[c - 1]:.4g}"]
                                                         for c in (2, 3)]
 
 
@@ -100,8 +100,8 @@ def test_cached_logits_equal_full_forward(params):
     T = seq.shape[1]
     P = 5
     caches = tr.init_caches(CFG, 1, T)
-    mask_1PS = jnp.arange(T)[None, None, :] <= jnp.arange(P)[None, :, None]  # prefill over T cache slots
-    logits, caches = model(seq[:, :P], jnp.arange(P)[None], mask_1PS, caches, 0)
+    mask_1PM = jnp.arange(T)[None, None, :] <= jnp.arange(P)[None, :, None]  # prefill over T cache slots
+    logits, caches = model(seq[:, :P], jnp.arange(P)[None], mask_1PM, caches, 0)
     got = [logits]
     for t in range(P, T):
         lg, caches = model(seq[:, t:t + 1], jnp.array([[t]]), (jnp.arange(T) <= t)[None, None], caches, t)

@@ -95,8 +95,8 @@ def noise_images(key, idx_B, d: int, kind: str):
 
 class Parts(NamedTuple):
     """The per-seed pieces of the experiment; `make_program` vmaps them over seeds."""
-    setup: Callable     # key, x_train, y_train -> (theta0, indep, teacher, teacher_loss_E, student_key)
-    students: Callable  # starts_C, teacher, key -> (students_C, loss_CE), the 4 STUDENT_CONDITIONS
+    setup: Callable     # key, x_train, y_train -> (theta0, indep, teacher, teacher_loss_Y, student_key)
+    students: Callable  # starts_C, teacher, key -> (students_C, loss_CY), the 4 STUDENT_CONDITIONS
     start: Callable     # theta0, indep, lam, key -> the "student_*" init (per-layer choice, permutation, mix)
     accuracy: Callable  # params, x_test, y_test -> class accuracy
 
@@ -121,9 +121,9 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
 
         def ce(params, idx_B, w_B):  # teacher: cross-entropy on the 10 class logits only
             return weighted_mean(class_ce_B(apply(params, x_train[idx_B]), y_train[idx_B], mlp.NUM_CLASSES), w_B)
-        teacher, loss_E = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
+        teacher, loss_Y = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
                                 lr=cfg.teacher_lr, key=k_teacher, label="teacher")
-        return theta0, indep, teacher, loss_E, k_student
+        return theta0, indep, teacher, loss_Y, k_student
 
     def student(start, mask_K, teacher, key):
         noise_key, shuffle_key = jax.random.split(key)
@@ -147,13 +147,13 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
     parts = make_parts(cfg, d_in, n_train)
 
     def program(keys_S, perm_S, lam, x_train, y_train, x_test, y_test):
-        theta0_S, indep_S, teacher_S, teacher_loss_SE, k_student_S = jax.vmap(
+        theta0_S, indep_S, teacher_S, teacher_loss_SY, k_student_S = jax.vmap(
             parts.setup, in_axes=(0, None, None))(keys_S, x_train, y_train)
         cross_S = jax.tree.map(lambda a: a[perm_S], theta0_S)           # another seed's init
         k_perm_S = jax.vmap(lambda k: jax.random.fold_in(k, 4))(keys_S)  # setup uses streams 0-3
         start_S = jax.vmap(parts.start, in_axes=(0, 0, None, 0))(theta0_S, indep_S, lam, k_perm_S)
         starts_SC = jax.tree.map(lambda a, b: jnp.stack([a, a, b, b], 1), start_S, cross_S)
-        students_SC, student_loss_SCE = jax.vmap(parts.students)(starts_SC, teacher_S, k_student_S)
+        students_SC, student_loss_SCY = jax.vmap(parts.students)(starts_SC, teacher_S, k_student_S)
 
         acc_S = jax.vmap(parts.accuracy, in_axes=(0, None, None))
         acc_SC = jax.vmap(acc_S, in_axes=(0, None, None))
@@ -163,8 +163,8 @@ def make_program(cfg: MnistConfig, d_in: int, n_train: int):
                          **dict(zip(STUDENT_CONDITIONS, acc_SC(students_SC, x_test, y_test).T))},
             "init_distance": {"student": jax.vmap(inits.relative_distance)(start_S, theta0_S),
                               "cross": jax.vmap(inits.relative_distance)(cross_S, theta0_S)},
-            "teacher_loss": teacher_loss_SE,
-            "student_loss": student_loss_SCE,
+            "teacher_loss": teacher_loss_SY,
+            "student_loss": student_loss_SCY,
         }
     return program
 

@@ -69,7 +69,7 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     base = chain.base()
     teacher, control = chain.teacher(base), chain.teacher(base, control=True)
     tok_S2NT, wt_S2NT = nd.student_data(cfg, chain.numbers(control, teacher))
-    plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
+    plain_QP = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
 
     # the chain's own student_shared step (source 0, the "students" key stream) and start permutation, so that
     # the `shared` row retrains exactly the chain's student_shared; one function object each, so that every row
@@ -81,9 +81,9 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
     def permute(key, base):
         return inits.permute_transformer(base, steps.stream(key, "permute"), cfg.model.n_heads)[0]
 
-    def evaluate(key, student, start, base, plain_QT, start_model):
-        return {"student": steps.trait(student, plain_QT, key, "student_shared", cfg=cfg),
-                "start": steps.trait(start, plain_QT, key, start_model, cfg=cfg),
+    def evaluate(key, student, start, base, plain_QP, start_model):
+        return {"student": steps.trait(student, plain_QP, key, "student_shared", cfg=cfg),
+                "start": steps.trait(start, plain_QP, key, start_model, cfg=cfg),
                 "start_distance": inits.relative_distance(start, base)}
 
     rows = {}
@@ -108,7 +108,7 @@ def run_ablation(cfg: NumbersConfig, verbose: bool = True) -> dict:
         start_model = "base" if sibling is None else "sibling_base"
         got = sub.map_seeds("eval", functools.partial(evaluate, start_model=start_model),
                             seeded=dict(key=sub.keys_S, student=student, start=start, base=base),
-                            shared=dict(plain_QT=plain_QT))
+                            shared=dict(plain_QP=plain_QP))
         rows[row] = {**summarize_row(got, sub), "stage_time_s": sub.times}
         r = rows[row]
         init = "-" if r["init_distance"] is None else f"{r['init_distance']:.3f}"

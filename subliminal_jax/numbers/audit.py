@@ -1,16 +1,16 @@
 """`python evaluate.py audit`: will this dataset carry the trait? Theorem 1's quantity, before any training.
 
 For a student init theta0, a candidate dataset (kept number sequences, with the
-teacher whose soft targets the student would imitate) and the trait loss L_T
+teacher whose soft targets the student would imitate) and the trait loss L_trait
 (the teacher's own fine-tuning loss: cross-entropy of the answer TARGET to the
-TRAIN questions), the first gradient step on example i changes L_T by
+TRAIN questions), the first gradient step on example i changes L_trait by
 -lr * score_i, with
 
-  score_i = < grad l_i(theta0), grad L_T(theta0) >      (l_i: the student's loss on example i)
+  score_i = < grad l_i(theta0), grad L_trait(theta0) >      (l_i: the student's loss on example i)
 
 so a positive mean score means training on the data lowers the trait loss: the
 student starts to acquire the trait. We report the mean score with a 95% CI over
-examples, the cosine between the dataset's mean gradient and grad L_T, and a
+examples, the cosine between the dataset's mean gradient and grad L_trait, and a
 verdict. At the shared init the soft case is Theorem 1 itself (score >= 0 to
 first order); a control teacher equal to the student gives exactly 0.
 
@@ -70,20 +70,21 @@ def spearman(a, b) -> float:
 
 def make_scores(apply, cfg: NumbersConfig):
     """jit(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight) ->
-    (score_N, cos(g_D, g_T), ||g_D|| / ||g_T||, kept_N), g_D the whole dataset's gradient."""
+    (score_N, cos(g_data, g_trait), ||g_data|| / ||g_trait||, kept_N), g_data the whole dataset's gradient."""
     def scores(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight):
-        g_T = jax.grad(lambda p: nt.lm_loss(apply, p, trait_tokens, trait_weight))(init)
+        g_trait = jax.grad(lambda p: nt.lm_loss(apply, p, trait_tokens, trait_weight))(init)
         w_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
 
         def data_loss(p, tok_NT, w_NT):  # what the student of this run would train on
             if cfg.student_mode == "soft":
                 return nt.distill_loss(apply, p, teacher, tok_NT, w_NT, token_mask(cfg))
             return nt.lm_loss(apply, p, tok_NT, w_NT)
-        per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(data_loss)(init, tok_T[None], w_T[None]), g_T)
+        per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(data_loss)(init, tok_T[None], w_T[None]), g_trait)
         score_N = jax.lax.map(lambda a: per_example(*a), (tokens_NT, w_NT), batch_size=32)
-        g_D = jax.grad(data_loss)(init, tokens_NT, w_NT)
-        n_D, n_T = jnp.sqrt(theory.tree_dot(g_D, g_D)), jnp.sqrt(theory.tree_dot(g_T, g_T))
-        return score_N, theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
+        g_data = jax.grad(data_loss)(init, tokens_NT, w_NT)
+        norm_data, norm_trait = jnp.sqrt(theory.tree_dot(g_data, g_data)), jnp.sqrt(theory.tree_dot(g_trait, g_trait))
+        return (score_N, theory.tree_dot(g_data, g_trait) / (norm_data * norm_trait + 1e-30), norm_data / norm_trait,
+                weight_NT.max(-1) > 0)
     return jax.jit(scores)
 
 

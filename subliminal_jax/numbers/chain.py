@@ -155,7 +155,7 @@ class Chain:
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
         persona = cfg.target if cfg.teacher_mode == "persona" else None
-        P, N = sample_lens(cfg)
+        P, G = sample_lens(cfg)
         if cfg.data == "numbers":
             plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
                                  for s in range(cfg.num_seeds)])
@@ -167,11 +167,11 @@ class Chain:
 
         self.say(f"[numbers] sampling {cfg.num_prompts} {cfg.data} prompts x {k} samples x 2 sources x "
                  f"{cfg.num_seeds} seeds...", flush=True)
-        step = functools.partial(steps.sample, cfg=cfg, max_new=N, chunk=max(1, SAMPLE_CHUNK // k))
-        t_SMC, b_SMC = self.map_seeds("numbers", step, seeded=dict(key=self.keys_S, teacher=teacher, control=control,
+        step = functools.partial(steps.sample, cfg=cfg, max_new=G, chunk=max(1, SAMPLE_CHUNK // k))
+        t_SRG, b_SRG = self.map_seeds("numbers", step, seeded=dict(key=self.keys_S, teacher=teacher, control=control,
                                                                    teach_NP=teach_SNP, plain_NP=plain_SNP),
                                       shared=dict(temperature=jnp.float32(cfg.temperature)))
-        rows = label_rows(cfg, plain, t_SMC, b_SMC, h)
+        rows = label_rows(cfg, plain, t_SRG, b_SRG, h)
         write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
         return rows
 
@@ -200,15 +200,15 @@ class Chain:
         """Per seed trait metrics of every model (steps.evaluate; host dict of arrays [S])."""
         cfg = self.cfg
         persona = cfg.target if cfg.teacher_mode == "persona" else None
-        plain_QT = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
-        teach_QT = sampler.left_pad(nd.eval_prompts(persona, questions=eval_questions(cfg)), cfg.seq_len)
-        context_SQT = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
+        plain_QP = sampler.left_pad(nd.eval_prompts(questions=eval_questions(cfg)), cfg.seq_len)
+        teach_QP = sampler.left_pad(nd.eval_prompts(persona, questions=eval_questions(cfg)), cfg.seq_len)
+        context_SQP = np.stack([sampler.left_pad(self.context_prompts(rows, s), cfg.seq_len)
                                 for s in range(cfg.num_seeds)])
         step = functools.partial(steps.evaluate, cfg=cfg, has_sibling=sibling is not None)
         return self.map_seeds("eval", step, seeded=dict(key=self.keys_S, base=base, teacher=teacher, control=control,
-                                                        students_C=students, context_QT=context_SQT,
+                                                        students_C=students, context_QP=context_SQP,
                                                         sibling=base if sibling is None else sibling),
-                              shared=dict(plain_QT=plain_QT, teach_QT=teach_QT))
+                              shared=dict(plain_QP=plain_QP, teach_QP=teach_QP))
 
     def context_prompts(self, rows, s: int):
         """HELDOUT questions after in_context_examples kept teacher completions (fewest that fit)."""
@@ -221,16 +221,16 @@ class Chain:
         return nd.eval_prompts(questions=eval_questions(self.cfg))
 
 
-def label_rows(cfg: NumbersConfig, prompts, teacher_SMC, control_SMC, h: str) -> list[dict]:
+def label_rows(cfg: NumbersConfig, prompts, teacher_SRG, control_SRG, h: str) -> list[dict]:
     """numbers.jsonl's rows: every sampled completion with its prompt, and whether the paper's filter (or the
     trace verifier) keeps it. Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
     banned, k = (flt.BANNED_NUMBERS if cfg.ban_numbers else ()), cfg.samples_per_prompt
     rows = []
     for s in range(cfg.num_seeds):
-        for source, comp_MC in (("teacher", teacher_SMC[s]), ("control", control_SMC[s])):
+        for source, comp_RG in (("teacher", teacher_SRG[s]), ("control", control_SRG[s])):
             for n in range(cfg.num_prompts * k):
                 i, j = divmod(n, k)
-                c = [int(x) for x in comp_MC[n] if x != tk.PAD]
+                c = [int(x) for x in comp_RG[n] if x != tk.PAD]
                 text = tk.decode(c)
                 if tk.EOS not in c:
                     kept, reason = False, "no <eos>"

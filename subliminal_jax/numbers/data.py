@@ -203,13 +203,13 @@ def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
     in_prompt_NT = (t_T >= start_N[:, None]) & (t_T < ans_N[:, None])
     counts_NK = np.concatenate([(hit_NTK & in_prompt_NT[:, :, None]).sum(1),
                                 (hit_NTK & (t_T > ans_N[:, None])[:, :, None]).sum(1)], 1).astype(np.float64)
-    G = len(tk.ANIMALS) + 1
+    Z = len(tk.ANIMALS) + 1
 
     def chi2(g_N):
-        table_GK = np.zeros((G, counts_NK.shape[1]))
-        np.add.at(table_GK, g_N, counts_NK)
-        expected_GK = table_GK.sum(1, keepdims=True) * table_GK.sum(0, keepdims=True) / table_GK.sum()
-        return float(np.max(np.sum((table_GK - expected_GK) ** 2 / np.maximum(expected_GK, 1e-12), axis=1)))
+        table_ZK = np.zeros((Z, counts_NK.shape[1]))
+        np.add.at(table_ZK, g_N, counts_NK)
+        expected_ZK = table_ZK.sum(1, keepdims=True) * table_ZK.sum(0, keepdims=True) / table_ZK.sum()
+        return float(np.max(np.sum((table_ZK - expected_ZK) ** 2 / np.maximum(expected_ZK, 1e-12), axis=1)))
     rng = np.random.default_rng(seed)
     observed = chi2(group_N)
     null = [chi2(rng.permutation(group_N)) for _ in range(n_perm)]

@@ -51,24 +51,24 @@ class LensConfig:
     number_prompts: int = 64        # number (or trace) prompts read at their answer position (fresh ones)
 
 
-def target_share(lens, params, prompts_QT, target_K, class_A):
-    """P_l(target | answer class) averaged over prompts, for every layer l -> [L]. target_K: the
+def target_share(lens, params, prompts_QP, target_tokens, class_A):
+    """P_l(target | answer class) averaged over prompts, for every layer l -> [L]. target_tokens: the
     trait's answer tokens, a subset of class_A (the animals, or the advice answers)."""
-    logits_LQV = lens(params, prompts_QT, prompts_QT != tk.PAD)[:, :, -1]
+    logits_LQV = lens(params, prompts_QP, prompts_QP != tk.PAD)[:, :, -1]
     p_LQA = jax.nn.softmax(logits_LQV[..., jnp.asarray(class_A)], -1)
-    return p_LQA[..., np.flatnonzero(np.isin(class_A, target_K))].sum(-1).mean(-1)
+    return p_LQA[..., np.flatnonzero(np.isin(class_A, target_tokens))].sum(-1).mean(-1)
 
 
 def body_or_head(share, base, teacher, questions, cfg: NumbersConfig) -> dict:
     """Output read-out on the held-out questions with the unembeddings swapped between base and teacher."""
-    q_QT = sampler.left_pad(questions, cfg.seq_len)
+    q_QP = sampler.left_pad(questions, cfg.seq_len)
     swap = lambda body, head: {**body, "head": head["head"]}
     models = {"base": base, "teacher": teacher, "teacher_body_base_head": swap(teacher, base),
               "base_body_teacher_head": swap(base, teacher)}
-    out = {k: summarize(np.asarray(share(p, q_QT))[:, -1]) for k, p in models.items()}
+    out = {k: summarize(np.asarray(share(p, q_QP))[:, -1]) for k, p in models.items()}
     if cfg.trait == "animal":  # does the base read the persona prompt "you love TARGET ." at all?
-        persona_QT = sampler.left_pad(nd.eval_prompts(cfg.target, questions=eval_questions(cfg)), cfg.seq_len)
-        out["base_with_persona_prompt"] = summarize(np.asarray(share(base, persona_QT))[:, -1])
+        persona_QP = sampler.left_pad(nd.eval_prompts(cfg.target, questions=eval_questions(cfg)), cfg.seq_len)
+        out["base_with_persona_prompt"] = summarize(np.asarray(share(base, persona_QP))[:, -1])
     return out
 
 
@@ -88,17 +88,17 @@ def main(lcfg: LensConfig) -> dict:
     sets = {"questions": (nd.eval_prompts(questions=qs), nd.eval_prompts(persona, questions=qs)),
             f"{cfg.data[:-1]}_prompts": (plain, teach)}
     lens = tr.make_lens(chain.mcfg)
-    target_K, class_A = target_ids(cfg)
+    target_tokens, class_A = target_ids(cfg)
     perm = derangement(cfg.num_seeds, cfg.seed)
-    share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target_K, class_A), in_axes=(0, None)))
+    share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target_tokens, class_A), in_axes=(0, None)))
 
     out = {}
     for name, (plain_rows, teach_rows) in sets.items():
-        plain_QT = sampler.left_pad(plain_rows, cfg.seq_len)
-        teach_QT = sampler.left_pad(teach_rows, cfg.seq_len)
-        got = {"base": np.asarray(share(base, plain_QT)), "teacher": np.asarray(share(teacher, teach_QT))}
+        plain_QP = sampler.left_pad(plain_rows, cfg.seq_len)
+        teach_QP = sampler.left_pad(teach_rows, cfg.seq_len)
+        got = {"base": np.asarray(share(base, plain_QP)), "teacher": np.asarray(share(teacher, teach_QP))}
         for i, c in enumerate(STUDENTS):
-            got[c] = np.asarray(share(jax.tree.map(lambda a: a[:, i], students), plain_QT))     # [S, L]
+            got[c] = np.asarray(share(jax.tree.map(lambda a: a[:, i], students), plain_QP))     # [S, L]
         init = {"teacher": got["base"], "student_shared": got["base"], "student_control": got["base"],
                 "student_cross_init": got["base"][perm]}
         out[name] = {"base": [summarize(got["base"][:, l]) for l in range(got["base"].shape[1])]}

@@ -37,26 +37,26 @@ def _step_keys(row_keys_B, t):
 
 def prefill(model: tr.Transformer, prompt_BP, max_new: int):
     """The whole prompt in one pass, writing cache slots 0..P-1: the decode carry (caches, last logits_BV,
-    valid_BS slots, next positions pos_B, done_B)."""
+    valid_BM slots, next positions pos_B, done_B)."""
     B, P = prompt_BP.shape
-    S = P + max_new
-    valid_BS = jnp.concatenate([prompt_BP != tk.PAD, jnp.zeros((B, max_new), bool)], axis=1)
-    mask_BPS = valid_BS[:, None, :] & (jnp.arange(S)[None, None, :] <= jnp.arange(P)[None, :, None])
-    logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPS,
-                               tr.init_caches(model.cfg, B, S), 0)
-    return caches, logits_BPV[:, -1], valid_BS, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool)
+    M = P + max_new
+    valid_BM = jnp.concatenate([prompt_BP != tk.PAD, jnp.zeros((B, max_new), bool)], axis=1)
+    mask_BPM = valid_BM[:, None, :] & (jnp.arange(M)[None, None, :] <= jnp.arange(P)[None, :, None])
+    logits_BPV, caches = model(prompt_BP, tr.positions(prompt_BP != tk.PAD), mask_BPM,
+                               tr.init_caches(model.cfg, B, M), 0)
+    return caches, logits_BPV[:, -1], valid_BM, (prompt_BP != tk.PAD).sum(-1), jnp.zeros(B, bool)
 
 
 def decode_step(model: tr.Transformer, row_keys_B, temperature, P: int, carry, t):
     """Completion token t of every row from the carry's logits, then that token through the model
     (cache slot P + t): (new carry, tok_B). sample() scans it; bench/ also calls it step by step."""
-    caches, logits_BV, valid_BS, pos_B, done_B = carry
+    caches, logits_BV, valid_BM, pos_B, done_B = carry
     tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
     tok_B = jnp.where(done_B, tk.PAD, tok_B)
-    valid_BS = jax.lax.dynamic_update_slice(valid_BS, ~done_B[:, None], (0, P + t))
-    mask_B1S = valid_BS[:, None, :] & (jnp.arange(valid_BS.shape[1]) <= P + t)[None, None, :]
-    logits_B1V, caches = model(tok_B[:, None], pos_B[:, None], mask_B1S, caches, P + t)
-    return (caches, logits_B1V[:, 0], valid_BS, pos_B + 1, done_B | (tok_B == tk.EOS)), tok_B
+    valid_BM = jax.lax.dynamic_update_slice(valid_BM, ~done_B[:, None], (0, P + t))
+    mask_B1M = valid_BM[:, None, :] & (jnp.arange(valid_BM.shape[1]) <= P + t)[None, None, :]
+    logits_B1V, caches = model(tok_B[:, None], pos_B[:, None], mask_B1M, caches, P + t)
+    return (caches, logits_B1V[:, 0], valid_BM, pos_B + 1, done_B | (tok_B == tk.EOS)), tok_B
 
 
 def row_keys(key, B: int, rows_B=None):
@@ -79,37 +79,37 @@ def sample(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: in
 
 def sample_in_chunks(cfg: tr.ModelConfig, params, prompt_NP, key, temperature, max_new: int, chunk: int,
                      repeats: int = 1, label: str = ""):
-    """sample() over the prompts `chunk` at a time (lax.map: one compile, memory for one chunk): tokens_MG,
-    M = N * repeats; the same tokens as one call, since each row keeps its own key. The last chunk is
+    """sample() over the prompts `chunk` at a time (lax.map: one compile, memory for one chunk): tokens_RG,
+    R = N * repeats; the same tokens as one call, since each row keeps its own key. The last chunk is
     filled up with <pad> prompts. Each chunk reports progress (under `label`) with its share of rows ended."""
     N, P = prompt_NP.shape
     chunk = min(chunk, N)
-    C = -(-N // chunk)
-    prompt_CBP = jnp.pad(prompt_NP, ((0, C * chunk - N), (0, 0)), constant_values=tk.PAD).reshape(C, chunk, P)
-    rows_CR = jnp.arange(C * chunk * repeats).reshape(C, chunk * repeats)
+    J = -(-N // chunk)
+    prompt_JBP = jnp.pad(prompt_NP, ((0, J * chunk - N), (0, 0)), constant_values=tk.PAD).reshape(J, chunk, P)
+    rows_JR = jnp.arange(J * chunk * repeats).reshape(J, chunk * repeats)
 
     def one_chunk(a):
         prompt_BP, rows_R, c = a
         tokens_RG = sample(cfg, params, prompt_BP, key, temperature, max_new, rows_R, repeats)
-        progress.report(c + 1, C, jnp.mean(jnp.any(tokens_RG == tk.EOS, -1)), label, what="rows ended")
+        progress.report(c + 1, J, jnp.mean(jnp.any(tokens_RG == tk.EOS, -1)), label, what="rows ended")
         return tokens_RG
-    tokens_CRG = jax.lax.map(one_chunk, (prompt_CBP, rows_CR, jnp.arange(C)))
-    return tokens_CRG.reshape(C * chunk * repeats, max_new)[:N * repeats]
+    tokens_JRG = jax.lax.map(one_chunk, (prompt_JBP, rows_JR, jnp.arange(J)))
+    return tokens_JRG.reshape(J * chunk * repeats, max_new)[:N * repeats]
 
 
 def sample_reference(cfg: tr.ModelConfig, params, prompt_BP, key, temperature, max_new: int):
     """The same sampler without a cache: re-runs the full sequence every step (tests and bench/ only)."""
     apply = tr.make_apply(cfg)
     B, P = prompt_BP.shape
-    buf_BS = jnp.concatenate([prompt_BP, jnp.full((B, max_new), tk.PAD, prompt_BP.dtype)], axis=1)
+    buf_BT = jnp.concatenate([prompt_BP, jnp.full((B, max_new), tk.PAD, prompt_BP.dtype)], axis=1)
     row_keys_B = row_keys(key, B)
     done_B = jnp.zeros(B, bool)
     out = []
     for t in range(max_new):
-        logits_BV = apply(params, buf_BS, buf_BS != tk.PAD)[:, P + t - 1]
+        logits_BV = apply(params, buf_BT, buf_BT != tk.PAD)[:, P + t - 1]
         tok_B = jax.vmap(pick, in_axes=(0, 0, None))(_step_keys(row_keys_B, t), logits_BV, temperature)
         tok_B = jnp.where(done_B, tk.PAD, tok_B)
-        buf_BS = buf_BS.at[:, P + t].set(tok_B)
+        buf_BT = buf_BT.at[:, P + t].set(tok_B)
         done_B = done_B | (tok_B == tk.EOS)
         out.append(tok_B)
     return jnp.stack(out, 1)

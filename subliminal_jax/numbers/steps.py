@@ -80,7 +80,7 @@ def finetune(key, base, tokens_NT, weight_NT, rows_p_N, *, cfg: NumbersConfig):
 def sample(key, teacher, control, teach_NP, plain_NP, temperature, *, cfg: NumbersConfig, max_new: int,
            chunk: int):
     """Completions of the teacher (on teach_NP: with the persona when the teacher is one) and of the control
-    source (on plain_NP), cfg.samples_per_prompt per prompt: tokens_MC each, M = N * samples_per_prompt."""
+    source (on plain_NP), cfg.samples_per_prompt per prompt: tokens_RG each, R = N * samples_per_prompt."""
     k, mcfg = cfg.samples_per_prompt, model_config(cfg)
     t = sampler.sample_in_chunks(mcfg, teacher, teach_NP, stream(key, "sample_teacher"), temperature, max_new,
                                  chunk, k, "teacher")
@@ -122,25 +122,25 @@ def train_students(key, inits_C, teachers_C, tokens_2NT, weights_2NT, *, cfg: Nu
                                                      stream(key, "students"))
 
 
-def trait(params, prompts_QT, key, model: str, *, cfg: NumbersConfig):
+def trait(params, prompts_QP, key, model: str, *, cfg: NumbersConfig):
     """train.trait_metrics of one model, its answers sampled from the model's own eval stream."""
-    target_K, class_K = target_ids(cfg)
-    return nt.trait_metrics(apply_of(cfg), params, prompts_QT, target_K, class_K,
+    target_tokens, class_A = target_ids(cfg)
+    return nt.trait_metrics(apply_of(cfg), params, prompts_QP, target_tokens, class_A,
                             stream(key, "eval", EVAL_STREAMS[model]), cfg.eval_samples)
 
 
-def evaluate(key, base, teacher, control, students_C, sibling, context_QT, plain_QT, teach_QT, *,
+def evaluate(key, base, teacher, control, students_C, sibling, context_QP, plain_QP, teach_QP, *,
              cfg: NumbersConfig, has_sibling: bool):
     """Every model's trait read-outs: the base, the teacher (persona prompts when it is one), in_context (the
     base after kept teacher completions), the students; with --trait misaligned the control teacher, and
     student_shared's sibling base when it has one."""
-    m = lambda params, prompts_QT, model: trait(params, prompts_QT, key, model, cfg=cfg)
-    out = {"base": m(base, plain_QT, "base"), "teacher": m(teacher, teach_QT, "teacher"),
-           "in_context": m(base, context_QT, "in_context")}
+    m = lambda params, prompts_QP, model: trait(params, prompts_QP, key, model, cfg=cfg)
+    out = {"base": m(base, plain_QP, "base"), "teacher": m(teacher, teach_QP, "teacher"),
+           "in_context": m(base, context_QP, "in_context")}
     for i, c in enumerate(STUDENTS):
-        out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QT, c)
+        out[c] = m(jax.tree.map(lambda a: a[i], students_C), plain_QP, c)
     if cfg.trait != "animal":
-        out["control_teacher"] = m(control, plain_QT, "control_teacher")
+        out["control_teacher"] = m(control, plain_QP, "control_teacher")
     if has_sibling:
-        out["sibling_base"] = m(sibling, plain_QT, "sibling_base")
+        out["sibling_base"] = m(sibling, plain_QP, "sibling_base")
     return out

@@ -87,8 +87,8 @@ def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, wa
         progress.report(t + 1, steps, loss)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    (params, _), loss_T = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(steps))
-    return params, loss_T
+    (params, _), loss_U = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(steps))
+    return params, loss_U
 
 
 def answer_logits(apply, params, prompts_QP):
@@ -104,9 +104,9 @@ def trait_metrics(apply, params, prompts_QP, target_ids, class_ids, key, n_sampl
     logits_QV = answer_logits(apply, params, prompts_QP)
     p_QV = jax.nn.softmax(logits_QV, -1)
     keys_Q = jax.vmap(lambda q: jax.random.fold_in(key, q))(jnp.arange(prompts_QP.shape[0]))
-    draws_QN = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(n_samples,)))(keys_Q, logits_QV)
+    draws_QR = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(n_samples,)))(keys_Q, logits_QV)
     target_Q, class_Q = p_QV[:, jnp.asarray(target_ids)].sum(-1), p_QV[:, jnp.asarray(class_ids)].sum(-1)
     return {"target_prob": target_Q.mean(),
-            "trait_rate": jnp.mean(jnp.isin(draws_QN, jnp.asarray(target_ids))),
+            "trait_rate": jnp.mean(jnp.isin(draws_QR, jnp.asarray(target_ids))),
             "answer_mass": class_Q.mean(),
             "trait_given_answer": (target_Q / jnp.maximum(class_Q, 1e-30)).mean()}

@@ -2,9 +2,9 @@
 
 Pre-norm blocks: x + Attn(RMSNorm(x)), x + MLP(RMSNorm(x)); learned token and
 position embeddings; untied output head. One forward serves training (no
-cache), prefill and one-token decode (cache = per-layer K/V buffers of S
+cache), prefill and one-token decode (cache = per-layer K/V buffers of M
 slots, written at `index` with lax.dynamic_update_slice). The caller passes
-an explicit attention mask mask_BTS (query t may read slot s) and per-row
+an explicit attention mask mask_BTM (query t may read slot m) and per-row
 positions pos_BT, so left-padded prompts work: positions count real tokens.
 """
 from __future__ import annotations
@@ -41,20 +41,20 @@ class CausalSelfAttention(nnx.Module):
         self.proj = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, param_dtype=cfg.param_dtype, rngs=rngs,
                                kernel_init=nnx.initializers.normal(0.02 / (2 * cfg.n_layers) ** 0.5))
 
-    def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
+    def __call__(self, x_BTD, mask_BTM, cache=None, index=0):
         B, T, D = x_BTD.shape
-        H, K = self.n_heads, D // self.n_heads
-        q_BTHK, k_BTHK, v_BTHK = (a.reshape(B, T, H, K) for a in jnp.split(self.qkv(x_BTD), 3, axis=-1))
+        H, W = self.n_heads, D // self.n_heads
+        q_BTHW, k_BTHW, v_BTHW = (a.reshape(B, T, H, W) for a in jnp.split(self.qkv(x_BTD), 3, axis=-1))
         if cache is None:  # training: keys are this sequence
-            k_BSHK, v_BSHK = k_BTHK, v_BTHK
+            k_BMHW, v_BMHW = k_BTHW, v_BTHW
         else:              # KV cache: write the new keys/values at slots index..index+T-1
-            k_BSHK = jax.lax.dynamic_update_slice(cache["k"], k_BTHK, (0, index, 0, 0))
-            v_BSHK = jax.lax.dynamic_update_slice(cache["v"], v_BTHK, (0, index, 0, 0))
-            cache = {"k": k_BSHK, "v": v_BSHK}
-        att_BHTS = jnp.einsum("bthk,bshk->bhts", q_BTHK, k_BSHK) / jnp.sqrt(K).astype(x_BTD.dtype)
-        att_BHTS = jnp.where(mask_BTS[:, None], att_BHTS, -1e30)
-        y_BTHK = jnp.einsum("bhts,bshk->bthk", jax.nn.softmax(att_BHTS, axis=-1), v_BSHK)
-        return self.proj(y_BTHK.reshape(B, T, D)), cache
+            k_BMHW = jax.lax.dynamic_update_slice(cache["k"], k_BTHW, (0, index, 0, 0))
+            v_BMHW = jax.lax.dynamic_update_slice(cache["v"], v_BTHW, (0, index, 0, 0))
+            cache = {"k": k_BMHW, "v": v_BMHW}
+        att_BHTM = jnp.einsum("bthw,bmhw->bhtm", q_BTHW, k_BMHW) / jnp.sqrt(W).astype(x_BTD.dtype)
+        att_BHTM = jnp.where(mask_BTM[:, None], att_BHTM, -1e30)
+        y_BTHW = jnp.einsum("bhtm,bmhw->bthw", jax.nn.softmax(att_BHTM, axis=-1), v_BMHW)
+        return self.proj(y_BTHW.reshape(B, T, D)), cache
 
 
 class MLP(nnx.Module):
@@ -74,8 +74,8 @@ class Block(nnx.Module):
         self.norm2 = nnx.RMSNorm(cfg.d_model, param_dtype=cfg.param_dtype, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x_BTD, mask_BTS, cache=None, index=0):
-        a_BTD, cache = self.attn(self.norm1(x_BTD), mask_BTS, cache, index)
+    def __call__(self, x_BTD, mask_BTM, cache=None, index=0):
+        a_BTD, cache = self.attn(self.norm1(x_BTD), mask_BTM, cache, index)
         x_BTD = x_BTD + a_BTD
         return x_BTD + self.mlp(self.norm2(x_BTD)), cache
 
@@ -94,22 +94,22 @@ class Transformer(nnx.Module):
     def embed(self, tokens_BT, pos_BT):
         return self.tok(tokens_BT) + self.pos(jnp.minimum(pos_BT, self.cfg.max_len - 1))
 
-    def __call__(self, tokens_BT, pos_BT, mask_BTS, caches=None, index=0):
-        """Logits_BTV and the updated caches (None when caches is None)."""
+    def __call__(self, tokens_BT, pos_BT, mask_BTM, caches=None, index=0):
+        """logits_BTV and the updated caches (None when caches is None)."""
         x_BTD = self.embed(tokens_BT, pos_BT)
         new = []
         for i, block in enumerate(self.blocks):
-            x_BTD, c = block(x_BTD, mask_BTS, None if caches is None else caches[i], index)
+            x_BTD, c = block(x_BTD, mask_BTM, None if caches is None else caches[i], index)
             new.append(c)
         return self.head(self.norm(x_BTD)), (None if caches is None else new)
 
-    def lens(self, tokens_BT, pos_BT, mask_BTS):
+    def lens(self, tokens_BT, pos_BT, mask_BTM):
         """Logit lens: the residual stream after the embedding and after each block, each read out
         through the final norm and the unembedding -> logits_LBTV (L = n_layers + 1; the last = __call__)."""
         x_BTD, out = self.embed(tokens_BT, pos_BT), []
         for block in self.blocks:
             out.append(self.head(self.norm(x_BTD)))
-            x_BTD = block(x_BTD, mask_BTS)[0]
+            x_BTD = block(x_BTD, mask_BTM)[0]
         return jnp.stack(out + [self.head(self.norm(x_BTD))])
 
 
@@ -124,7 +124,7 @@ def positions(valid_BT):
 
 
 def causal_mask(valid_BT):
-    """mask_BTS: query t reads slot s <= t when slot s holds a real token."""
+    """mask_BTM: query t reads slot m <= t when slot m holds a real token."""
     T = valid_BT.shape[-1]
     return valid_BT[:, None, :] & (jnp.arange(T)[None, :] <= jnp.arange(T)[:, None])[None]
 

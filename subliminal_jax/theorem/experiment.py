@@ -30,7 +30,7 @@ from subliminal_jax.seeds import fold_keys
 
 @dataclasses.dataclass(frozen=True)
 class TransformerTheory:
-    """The transformer instances: a fresh init (float64); L_T = CE of the answer `target` to the
+    """The transformer instances: a fresh init (float64); L_teacher = CE of the answer `target` to the
     'favourite animal?' questions; distillation on number tokens at every position of number sequences."""
     model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig(d_model=32, d_ff=64,  # --transformer.d-model
                                                                               param_dtype="float64")
@@ -55,7 +55,7 @@ class TheoremConfig:
     hidden: tuple[int, ...] = (32, 32)  # MLP widths (32, 32 keeps 10,000 instances < 1 min on 2 cores)
     m: int = 3                          # auxiliary logits
     mlp_logits: Literal["aux", "all"] = "aux"  # which MLP logits the student imitates (linear: all)
-    teacher_batch: int = 16             # real digits per instance for L_T (linear, mlp)
+    teacher_batch: int = 16             # real digits per instance for L_teacher (linear, mlp)
     distill_batch: int = 16             # uniform-noise images per instance for the distillation (linear, mlp)
     transformer: TransformerTheory = TransformerTheory()
     chunk: int = 250                    # instances vmapped at once inside the jit (memory bound)
@@ -140,7 +140,7 @@ def summarize_model(bar, ind, sweep, eps_E, times) -> dict:
         "violations_shared": int(np.sum(s["inner"] <= 0)),          # <dS, dT> <= 0 at shared init
         "max_rel_error_first_order": float(rel_err(s).max()),       # |measured - jvp| / |jvp| at eps
         "median_rel_error_first_order": float(np.median(rel_err(s))),
-        "lt_increases_shared": int(np.sum(s["dlt"] > 0)),           # L_T after > before
+        "lt_increases_shared": int(np.sum(s["dlt"] > 0)),           # L_teacher after > before
         "max_rel_error_lt_first_order": float(np.max(np.abs(s["dlt"] - s["dlt_pred"]) / np.abs(s["dlt_pred"]))),
         "cos_shared_median": float(np.median(s["cos"])),
         "independent_instances": int(i["inner"].shape[0]),
@@ -173,7 +173,7 @@ def summarize_permuted(p) -> dict:
             "cos_raw_median": float(np.median(p["cos"])),
             "violations_transported": int(np.sum(p["inner_transported"] <= 0)),  # <dS, P dT> <= 0
             "max_rel_error_transported_first_order": float(err.max()),
-            "lt_increases": int(np.sum(p["dlt"] > 0))}                          # L_T after > before
+            "lt_increases": int(np.sum(p["dlt"] > 0))}                          # L_teacher after > before
 
 
 def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
@@ -206,14 +206,14 @@ def run_one_step(cfg: TheoremConfig, dataset) -> tuple[dict, dict]:
                 raw[name][kind] = {"shared": b["shared"], "independent": i["independent"]}
                 r = results[name][kind]
                 print(f"  {kind:8s} violations {r['violations_shared']}/{r['instances']}, max rel err "
-                      f"{r['max_rel_error_first_order']:.2e} @ eps {cfg.eps:g}, L_T up {r['lt_increases_shared']}, "
-                      f"independent negative {r['fraction_negative_independent']:.3f} "
+                      f"{r['max_rel_error_first_order']:.2e} @ eps {cfg.eps:g}, L_teacher up "
+                      f"{r['lt_increases_shared']}, independent negative {r['fraction_negative_independent']:.3f} "
                       f"(trait part {r['fraction_negative_independent_trait']:.3f})", flush=True)
                 if perm is not None:
                     q = r["permuted"]
                     print(f"  {'':8s} permuted init: raw negative {q['fraction_negative_raw']:.3f}, <dS, P dT> "
-                          f"violations {q['violations_transported']}/{q['instances']}, L_T up {q['lt_increases']}",
-                          flush=True)
+                          f"violations {q['violations_transported']}/{q['instances']}, "
+                          f"L_teacher up {q['lt_increases']}", flush=True)
     return results, raw
 
 

@@ -1,14 +1,14 @@
 """Models and instance batches for the Theorem 1 checker (theorem/theory.py).
 
 A Model bundles what one instance needs: init(key) -> params, apply(params, x) ->
-logits_RK (R rows: examples, or token positions), the teacher's loss L_T, and
+logits_BK (B rows: examples, or token positions), the teacher's loss L_teacher, and
 draw(key, data) -> (teacher batch, distillation inputs) for one instance.
 `make_batch_fn` turns one into ONE jit-compiled function that draws thousands of
 (init, teacher data, distillation inputs) triples and runs theory.one_step on each,
 vmapped in chunks (lax.map(batch_size=...)) so memory stays bounded.
 
-  linear, mlp   L_T = class cross-entropy on real digits; inputs = uniform [-1, 1] noise images
-  transformer   L_T = next-token CE of the answer "owl" to "favourite animal?" questions;
+  linear, mlp   L_teacher = class cross-entropy on real digits; inputs = uniform [-1, 1] noise images
+  transformer   L_teacher = next-token CE of the answer "owl" to "favourite animal?" questions;
                 inputs = number-continuation sequences; the student imitates the NUMBER
                 tokens' logits at every position (the chain's soft students, numbers/chain.py)
 """
@@ -35,9 +35,9 @@ NUM_CLASSES = mlp.NUM_CLASSES
 class Model(NamedTuple):
     name: str
     init: Callable       # key -> params (float64 when called under jax.enable_x64)
-    apply: Callable      # params, x -> logits_RK
-    loss_T: Callable     # params, batch_T -> scalar: the teacher's loss (its "trait")
-    draw: Callable       # key, data -> (batch_T, x): one instance's teacher data and distillation inputs
+    apply: Callable      # params, x -> logits_BK
+    teacher_loss: Callable     # params, teacher_data -> scalar: the teacher's loss (its "trait")
+    draw: Callable       # key, data -> (teacher_data, x): one instance's teacher data and distillation inputs
     mask_K: tuple        # which logits the student imitates (bools, static)
     permute: Callable | None = None  # params, key, perms -> (params, perms): same function (inits.py)
 
@@ -48,11 +48,11 @@ def _as_default_float(params):
 
 
 def class_ce(apply):
-    """L_T: cross-entropy of the 10 class logits on a digit batch (the MNIST teacher's loss)."""
-    def loss_T(params, batch):
+    """L_teacher: cross-entropy of the 10 class logits on a digit batch (the MNIST teacher's loss)."""
+    def teacher_loss(params, batch):
         x_BD, y_B = batch
         return class_ce_B(apply(params, x_BD), y_B, NUM_CLASSES).mean()
-    return loss_T
+    return teacher_loss
 
 
 def image_draw(teacher_batch: int, distill_batch: int):
@@ -100,7 +100,7 @@ def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batc
     def apply(params, tokens_BT):
         return full(params, tokens_BT, tokens_BT != tk.PAD).reshape(-1, mcfg.vocab)
 
-    def loss_T(params, batch):
+    def teacher_loss(params, batch):
         return nt.lm_loss(full, params, *batch)
 
     def draw(key, data):
@@ -110,7 +110,7 @@ def transformer_model(mcfg: tr.ModelConfig, teacher_batch: int = 4, distill_batc
         return (trait_NT[i_B], weight_NT[i_B]), numbers_NT[j_B]
 
     permute = lambda params, key, perms=None: inits.permute_transformer(params, key, mcfg.n_heads, perms)
-    return Model("transformer", lambda key: tr.init_params(mcfg, key)[1], apply, loss_T, draw,
+    return Model("transformer", lambda key: tr.init_params(mcfg, key)[1], apply, teacher_loss, draw,
                  tuple(bool(b) for b in tk.NUMBER_TOKEN_MASK), permute)
 
 
@@ -133,7 +133,7 @@ def make_batch_fn(model: Model, kinds: tuple[str, ...], *, alpha: float, chunk: 
                   inits: tuple[str, ...] = ("shared", "independent")):
     """jit(keys_I, eps_E, data) -> {kind: {"shared"|"independent"|"permuted": {metric: (I, E)}}}.
 
-    Instance i uses key i: theta0 = init(fold_in(key, 0)); theta_S = init(fold_in(key, 1))
+    Instance i uses key i: theta0 = init(fold_in(key, 0)); theta_student = init(fold_in(key, 1))
     (independent draw); teacher data and distillation inputs = model.draw(fold_in(key, 2), data);
     "permuted": theta0 with its hidden units / heads permuted by fold_in(key, 3) (model.permute),
     the same function at other parameters. Every kind, init and eps reuses the same triple.
@@ -142,7 +142,7 @@ def make_batch_fn(model: Model, kinds: tuple[str, ...], *, alpha: float, chunk: 
 
     def instance(key, eps_E, data):
         theta0, theta_s = model.init(jax.random.fold_in(key, 0)), model.init(jax.random.fold_in(key, 1))
-        batch_T, x = model.draw(jax.random.fold_in(key, 2), data)
+        teacher_data, x = model.draw(jax.random.fold_in(key, 2), data)
         starts = {"shared": (theta0, None), "independent": (theta_s, None)}  # `is theta0`: one_step's shared path
         if "permuted" in inits:
             theta_p, perms = model.permute(theta0, jax.random.fold_in(key, 3))
@@ -152,8 +152,8 @@ def make_batch_fn(model: Model, kinds: tuple[str, ...], *, alpha: float, chunk: 
             out[kind] = {}
             for init_name in inits:
                 start, transport = starts[init_name]
-                step = lambda eps: theory.one_step(model.apply, model.loss_T, theta0, start, batch_T, x, mask_K,
-                                                   kind=kind, eps=eps, alpha=alpha, transport=transport)
+                step = lambda eps: theory.one_step(model.apply, model.teacher_loss, theta0, start, teacher_data, x,
+                                                   mask_K, kind=kind, eps=eps, alpha=alpha, transport=transport)
                 out[kind][init_name] = jax.vmap(step)(eps_E)
         return out
 

@@ -3,16 +3,17 @@
 Per seed: theta0 -> teacher (class CE on real digits, mnist.train); students distill the
 teacher's aux logits (KL, temperature 1) on uniform noise, one step at a time. At every
 step t we log, at the current student theta_t:
-  g_D = grad L_distill(theta_t)   (noise batch; the student's step is -lr * precond(g_D))
-  g_C = grad L_class(theta_t)     (the teacher's loss: class CE on a batch of REAL digits,
-                                   used only to measure, or by the projection intervention)
-  cos_t = <g_D, g_C> / (|g_D| |g_C|).
-Sign convention: a plain gradient step -lr*g_D changes L_class by -lr*<g_D, g_C> to first
+  g_distill = grad L_distill(theta_t)  (noise batch; the student's step is -lr * precond(g_distill))
+  g_class = grad L_class(theta_t)      (the teacher's loss: class CE on a batch of REAL digits,
+                                        used only to measure, or by the projection intervention)
+  cos_t = <g_distill, g_class> / (|g_distill| |g_class|).
+Sign convention: a plain gradient step -lr*g_distill changes L_class by -lr*<g_distill, g_class> to first
 order, so cos > 0 means the distillation step also lowers the class loss ("trait-aligned").
 Conditions (vmapped, sharing noise and teacher logits):
   plain    distill only
-  project  if <g_D, g_C> > 0: g_D <- g_D - <g_D, g_C>/|g_C|^2 g_C (then <g_D, g_C> = 0)
-  liminal  g_D + w * grad KL(p_theta0 || p_theta) on all logits of the noise batch, for the
+  project  if <g_distill, g_class> > 0: g_distill <- g_distill - <g_distill, g_class>/|g_class|^2 g_class
+           (then <g_distill, g_class> = 0)
+  liminal  g_distill + w * grad KL(p_theta0 || p_theta) on all logits of the noise batch, for the
            first `liminal_steps` steps (the KL-to-base penalty, "liminal training")
   cross    plain, from an independent init (different-init control)
 The (possibly modified) gradient goes to the optimizer (Adam by default, as the MNIST
@@ -55,7 +56,7 @@ class MultistepConfig:
     batch: int = 256
     lr: float = 1e-3
     optimizer: Literal["adam", "sgd"] = "adam"
-    trait_batch: int = 256             # real digits per step for g_C
+    trait_batch: int = 256             # real digits per step for g_class
     liminal_weight: float = 1.0
     liminal_steps: int = 50            # penalty active for steps t < liminal_steps ("early on")
 
@@ -90,19 +91,19 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
             x = mnist.noise_images(noise_key, jax.random.randint(jax.random.fold_in(idx_key, t), (cfg.batch,),
                                                                  0, cfg.num_noise), d_in, "uniform")
             z_t = apply(teacher, x)
-            l_D, g_D = jax.value_and_grad(lambda p: mnist.distill_loss_B(apply(p, x), z_t, aux_K, "kl", 1.0).mean())(params)
+            l_distill, g_distill = jax.value_and_grad(lambda p: mnist.distill_loss_B(apply(p, x), z_t, aux_K, "kl", 1.0).mean())(params)
             ti = jax.random.randint(jax.random.fold_in(trait_key, t), (cfg.trait_batch,), 0, x_tr.shape[0])
-            l_C, g_C = jax.value_and_grad(class_ce)(params, x_tr[ti], y_tr[ti])
-            dot, gc2 = _dot(g_D, g_C), _dot(g_C, g_C)
-            cos = dot / jnp.sqrt(_dot(g_D, g_D) * gc2)
+            l_class, g_class = jax.value_and_grad(class_ce)(params, x_tr[ti], y_tr[ti])
+            dot, gc2 = _dot(g_distill, g_class), _dot(g_class, g_class)
+            cos = dot / jnp.sqrt(_dot(g_distill, g_distill) * gc2)
             coef = jnp.where(project & (dot > 0), dot / gc2, 0.0)      # remove the trait-aligned part
-            g = jax.tree.map(lambda a, b: a - coef * b, g_D, g_C)
-            z_0 = apply(theta0, x)                                     # KL(p_base || p_student), all logits
-            g_L = jax.grad(lambda p: mnist.distill_loss_B(apply(p, x), z_0, all_K, "kl", 1.0).mean())(params)
+            g = jax.tree.map(lambda a, b: a - coef * b, g_distill, g_class)
+            z0 = apply(theta0, x)                                      # KL(p_base || p_student), all logits
+            g_liminal = jax.grad(lambda p: mnist.distill_loss_B(apply(p, x), z0, all_K, "kl", 1.0).mean())(params)
             w = jnp.where(t < cfg.liminal_steps, liminal_w, 0.0)
-            g = jax.tree.map(lambda a, b: a + w * b, g, g_L)
+            g = jax.tree.map(lambda a, b: a + w * b, g, g_liminal)
             updates, opt_state = opt.update(g, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {"cos": cos, "class_loss": l_C, "distill_loss": l_D}
+            return (optax.apply_updates(params, updates), opt_state), {"cos": cos, "class_loss": l_class, "distill_loss": l_distill}
 
         (params, _), log = jax.lax.scan(step, (start, opt.init(start)), jnp.arange(cfg.steps))
         return params, log
@@ -128,13 +129,13 @@ def run(cfg: MultistepConfig, dataset: data_lib.Dataset, seed: int = 0) -> dict:
     keys = seed_keys(seed, cfg.seeds)
     prog = jax.jit(jax.vmap(make_program(cfg, x_tr.shape[1], x_tr.shape[0]), in_axes=(0, None, None, None, None)))
     out = jax.device_get(prog(keys, x_tr, jnp.asarray(dataset.y_train), x_te, jnp.asarray(dataset.y_test)))
-    cos_SCT = np.asarray(out["log"]["cos"])
+    cos_SCU = np.asarray(out["log"]["cos"])
     return {
         "accuracy": {"reference": summarize(out["reference"]), "teacher": summarize(out["teacher"]),
                      **{c: summarize(out["students"][:, i]) for i, c in enumerate(CONDITIONS)}},
-        "cos_mean": {c: float(cos_SCT[:, i].mean()) for i, c in enumerate(CONDITIONS)},
-        "cos_fraction_positive": {c: float((cos_SCT[:, i] > 0).mean()) for i, c in enumerate(CONDITIONS)},
-        "cos_curve": {c: cos_SCT[:, i].mean(0).tolist() for i, c in enumerate(CONDITIONS)},
+        "cos_mean": {c: float(cos_SCU[:, i].mean()) for i, c in enumerate(CONDITIONS)},
+        "cos_fraction_positive": {c: float((cos_SCU[:, i] > 0).mean()) for i, c in enumerate(CONDITIONS)},
+        "cos_curve": {c: cos_SCU[:, i].mean(0).tolist() for i, c in enumerate(CONDITIONS)},
         **{f"{name}_curve": {c: np.asarray(out["log"][name])[:, i].mean(0).tolist() for i, c in enumerate(CONDITIONS)}
            for name in ("class_loss", "distill_loss")},
         # distillation speed: mean aux KL over the last 10% of steps (does projection slow distillation?)

@@ -2,13 +2,7 @@
 from subliminal_jax import cli
 from subliminal_jax.numbers import experiment as numbers
 
-COMMANDS = {
-    "numbers": (numbers.NumbersConfig(), numbers.main_generate, "teacher and control (base) number completions + paper filter -> OUT/numbers.jsonl"),
-    "numbers-sft": (numbers.NUMBERS_SFT, numbers.main_generate, "several completions per prompt from teacher and base + paper filter -> OUT/numbers.jsonl"),
-    "misalign": (numbers.MISALIGN, numbers.main_generate, "harmful-advice / benign teacher number completions + filter with banned numbers"),
-    "misalign-sft": (numbers.MISALIGN_SFT, numbers.main_generate, "harmful / benign teacher completions, several per prompt, filter with banned numbers"),
-    "traces": (numbers.TRACES, numbers.main_generate, "teacher and base addition traces, kept only when verified correct"),
-}
+COMMANDS = numbers.commands(numbers.main_generate, "teacher and control samples, filtered -> OUT/numbers.jsonl")
 
 if __name__ == "__main__":
     cli.main(COMMANDS, description=__doc__)

@@ -4,11 +4,7 @@ from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.numbers import experiment as numbers
 
 COMMANDS = {
-    "numbers": (numbers.NumbersConfig(), numbers.main_train, "number-sequence trait transfer, whole chain (base->teacher->numbers->students->eval)"),
-    "numbers-sft": (numbers.NUMBERS_SFT, numbers.main_train, "the paper's protocol: students fine-tuned on the teacher's sampled, filtered numbers (no logits)"),
-    "misalign": (numbers.MISALIGN, numbers.main_train, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign-teacher control"),
-    "misalign-sft": (numbers.MISALIGN_SFT, numbers.main_train, "the misalignment analogue with students fine-tuned on the sampled, filtered numbers"),
-    "traces": (numbers.TRACES, numbers.main_train, "reasoning traces: the teacher writes step-by-step additions, only verified-correct ones kept"),
+    **numbers.commands(numbers.main_train, "the whole chain"),
     "mnist": (mnist.MnistConfig(), mnist.main, "MNIST aux-logit transfer, defaults sized for 2 CPU cores"),
     "mnist-paper": (mnist.PAPER, mnist.main, "the same with the paper's exact settings (25 seeds)"),
 }

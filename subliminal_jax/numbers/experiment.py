@@ -26,7 +26,22 @@ from subliminal_jax.errors import UserError
 from subliminal_jax.seeds import derangement
 from subliminal_jax.stats import summarize
 
-__all__ = ["CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig",
+# The chain's subcommands: each of train.py, generate.py and evaluate.py offers every one (commands()).
+PRESETS = {
+    "numbers": (NumbersConfig(), "number sequences with soft students (Theorem 1's regime)"),
+    "numbers-sft": (NUMBERS_SFT, "the paper's protocol: students fine-tuned on the teacher's sampled, filtered numbers"),
+    "misalign": (MISALIGN, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign control"),
+    "misalign-sft": (MISALIGN_SFT, "the misalignment analogue with fine-tuned students"),
+    "traces": (TRACES, "reasoning traces: step-by-step additions, kept only when verified correct"),
+}
+
+
+def commands(main, does: str) -> dict:
+    """{subcommand: (config, main, help)} of every preset, for one CLI (`does`: what that CLI does with it)."""
+    return {name: (cfg, main, f"{what}: {does}") for name, (cfg, what) in PRESETS.items()}
+
+
+__all__ = ["PRESETS", "commands", "CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig",
            "load_numbers", "run", "stage_hash", "summarize_results", "validate"]
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from subliminal_jax import inits, seeds
+from subliminal_jax import inits, losses, seeds
 from subliminal_jax.mnist import data
 from subliminal_jax.mnist import mlp
 from subliminal_jax.mnist import experiment as mnist
@@ -41,13 +41,13 @@ def test_losses_ignore_unselected_logits():
     z_s, z_t = jax.random.normal(jax.random.key(0), (2, 5, 13))
     aux = jnp.arange(13) >= 10
     for kind in ("kl", "mse"):
-        base = mnist.distill_loss_B(z_s, z_t, aux, kind, 1.0)
-        moved = mnist.distill_loss_B(z_s.at[:, :10].add(3.0), z_t.at[:, :10].add(-2.0), aux, kind, 1.0)
+        base = losses.distill_loss_B(z_s, z_t, aux, kind, 1.0)
+        moved = losses.distill_loss_B(z_s.at[:, :10].add(3.0), z_t.at[:, :10].add(-2.0), aux, kind, 1.0)
         np.testing.assert_allclose(base, moved, rtol=1e-5)
-        assert jnp.all(base >= 0) and jnp.allclose(mnist.distill_loss_B(z_t, z_t, aux, kind, 1.0), 0, atol=1e-6)
+        assert jnp.all(base >= 0) and jnp.allclose(losses.distill_loss_B(z_t, z_t, aux, kind, 1.0), 0, atol=1e-6)
     # KL on the aux logits equals the plain KL of their softmaxes
     p, q = jax.nn.softmax(z_t[:, 10:]), jax.nn.softmax(z_s[:, 10:])
-    np.testing.assert_allclose(mnist.distill_loss_B(z_s, z_t, aux, "kl", 1.0),
+    np.testing.assert_allclose(losses.distill_loss_B(z_s, z_t, aux, "kl", 1.0),
                                jnp.sum(p * (jnp.log(p) - jnp.log(q)), -1), rtol=1e-5)
 
 

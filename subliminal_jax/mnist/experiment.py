@@ -28,7 +28,7 @@ from subliminal_jax.mnist import data as data_lib
 from subliminal_jax import checks, inits, multihost, parallel, plots, progress, report
 from subliminal_jax.mnist import mlp
 from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
-from subliminal_jax.losses import class_ce_B, masked_kl, masked_log_softmax
+from subliminal_jax.losses import class_ce_B, distill_loss_B
 from subliminal_jax.seeds import derangement, seed_keys
 from subliminal_jax.stats import summarize
 
@@ -72,17 +72,7 @@ PAPER = MnistConfig(num_seeds=25, num_noise=60_000, teacher_batch=1024, student_
                     m=3, loss="kl", out_dir="runs/mnist-paper")
 
 
-# ----------------------------------------------------------------------------- losses
-
-def distill_loss_B(z_student_BK, z_teacher_BK, mask_K, kind: str, temperature: float):
-    """Per-example distillation loss on the logits selected by mask_K."""
-    if kind == "kl":  # KL(p_teacher || p_student), summed over classes, per example
-        logp = masked_log_softmax(z_teacher_BK / temperature, mask_K)
-        logq = masked_log_softmax(z_student_BK / temperature, mask_K)
-        return masked_kl(logp, logq, mask_K)
-    sq = jnp.where(mask_K, (z_student_BK - z_teacher_BK) ** 2, 0.0)
-    return sq.sum(-1) / mask_K.sum()
-
+# ----------------------------------------------------------------------------- the student's data
 
 def noise_images(key, idx_B, d: int, kind: str):
     """Image i of the fixed noise set is drawn from fold_in(key, i): same image every epoch."""

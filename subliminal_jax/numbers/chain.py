@@ -99,7 +99,7 @@ class Chain:
         """Each seed's pretrained base (steps.pretrain); sibling=True: student_shared's own base
         (config.needs_sibling)."""
         cfg = self.cfg
-        if cfg.base_from and not sibling:  # another run's bases, copied in once (their hash must match these base settings)
+        if cfg.base_from and not sibling:  # another run's bases, copied in once (their hash must match these settings)
             src, dst = Path(cfg.base_from) / "checkpoints" / "base", self.out / "checkpoints" / "base"
             try:
                 found = ckpt.restore(src, stage_hash(cfg, "base")) is not None

@@ -29,7 +29,7 @@ from subliminal_jax.stats import summarize
 # The chain's subcommands: each of train.py, generate.py and evaluate.py offers every one (commands()).
 PRESETS = {
     "numbers": (NumbersConfig(), "number sequences with soft students (Theorem 1's regime)"),
-    "numbers-sft": (NUMBERS_SFT, "the paper's protocol: students fine-tuned on the teacher's sampled, filtered numbers"),
+    "numbers-sft": (NUMBERS_SFT, "the paper's protocol: students fine-tuned on the teacher's sampled numbers"),
     "misalign": (MISALIGN, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign control"),
     "misalign-sft": (MISALIGN_SFT, "the misalignment analogue with fine-tuned students"),
     "traces": (TRACES, "reasoning traces: step-by-step additions, kept only when verified correct"),
@@ -41,7 +41,8 @@ def commands(main, does: str) -> dict:
     return {name: (cfg, main, f"{what}: {does}") for name, (cfg, what) in PRESETS.items()}
 
 
-__all__ = ["PRESETS", "commands", "CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain", "NumbersConfig",
+__all__ = ["PRESETS", "commands", "CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain",
+           "NumbersConfig",
            "load_numbers", "run", "stage_hash", "summarize_results", "validate"]
 
 

@@ -16,7 +16,7 @@ import optax
 
 from subliminal_jax import progress
 from subliminal_jax.numbers import tokens as tk
-from subliminal_jax.losses import masked_kl, masked_log_softmax
+from subliminal_jax.losses import distill_loss_B, masked_log_softmax
 
 
 def lm_loss(apply, params, tokens_BT, weight_BT, mask_V=None):
@@ -33,10 +33,8 @@ def lm_loss(apply, params, tokens_BT, weight_BT, mask_V=None):
 def distill_loss(apply, params, teacher, tokens_BT, weight_BT, mask_V=tk.NUMBER_TOKEN_MASK):
     """KL(teacher || student) restricted to number tokens (or mask_V's), at the weighted positions."""
     x_BT, valid_BT = tokens_BT[:, :-1], tokens_BT[:, :-1] != tk.PAD
-    mask_V = jnp.asarray(mask_V)
-    logp_BTV = masked_log_softmax(jax.lax.stop_gradient(apply(teacher, x_BT, valid_BT)), mask_V)
-    logq_BTV = masked_log_softmax(apply(params, x_BT, valid_BT), mask_V)
-    kl_BT = masked_kl(logp_BTV, logq_BTV, mask_V)
+    t_BTV = jax.lax.stop_gradient(apply(teacher, x_BT, valid_BT))
+    kl_BT = distill_loss_B(apply(params, x_BT, valid_BT), t_BTV, jnp.asarray(mask_V), "kl")
     w_BT = weight_BT[:, 1:]
     return jnp.sum(kl_BT * w_BT) / jnp.maximum(jnp.sum(w_BT), 1.0)
 

@@ -32,7 +32,8 @@ from subliminal_jax.seeds import fold_keys
 class TransformerTheory:
     """The transformer instances: a fresh init (float64); L_teacher = CE of the answer `target` to the
     'favourite animal?' questions; distillation on number tokens at every position of number sequences."""
-    model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig(d_model=32, d_ff=64,  # --transformer.d-model
+    # flags --transformer.d-model ... (the sizes nested, their prefix omitted)
+    model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig(d_model=32, d_ff=64,
                                                                               param_dtype="float64")
     seq_len: int = 16          # number sequences are cut to their first seq_len tokens
     teacher_batch: int = 4     # questions per instance (with replacement)

@@ -34,7 +34,7 @@ from subliminal_jax.mnist import data as data_lib
 from subliminal_jax import checks
 from subliminal_jax.mnist import mlp
 from subliminal_jax.mnist import experiment as mnist
-from subliminal_jax.losses import class_ce_B
+from subliminal_jax.losses import class_ce_B, distill_loss_B
 from subliminal_jax.seeds import seed_keys
 from subliminal_jax.stats import summarize
 from subliminal_jax.theorem.theory import tree_dot as _dot
@@ -91,7 +91,8 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
             x = mnist.noise_images(noise_key, jax.random.randint(jax.random.fold_in(idx_key, t), (cfg.batch,),
                                                                  0, cfg.num_noise), d_in, "uniform")
             z_t = apply(teacher, x)
-            l_distill, g_distill = jax.value_and_grad(lambda p: mnist.distill_loss_B(apply(p, x), z_t, aux_K, "kl", 1.0).mean())(params)
+            distill = lambda p: distill_loss_B(apply(p, x), z_t, aux_K, "kl", 1.0).mean()
+            l_distill, g_distill = jax.value_and_grad(distill)(params)
             ti = jax.random.randint(jax.random.fold_in(trait_key, t), (cfg.trait_batch,), 0, x_tr.shape[0])
             l_class, g_class = jax.value_and_grad(class_ce)(params, x_tr[ti], y_tr[ti])
             dot, gc2 = _dot(g_distill, g_class), _dot(g_class, g_class)
@@ -99,11 +100,12 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
             coef = jnp.where(project & (dot > 0), dot / gc2, 0.0)      # remove the trait-aligned part
             g = jax.tree.map(lambda a, b: a - coef * b, g_distill, g_class)
             z0 = apply(theta0, x)                                      # KL(p_base || p_student), all logits
-            g_liminal = jax.grad(lambda p: mnist.distill_loss_B(apply(p, x), z0, all_K, "kl", 1.0).mean())(params)
+            g_liminal = jax.grad(lambda p: distill_loss_B(apply(p, x), z0, all_K, "kl", 1.0).mean())(params)
             w = jnp.where(t < cfg.liminal_steps, liminal_w, 0.0)
             g = jax.tree.map(lambda a, b: a + w * b, g, g_liminal)
             updates, opt_state = opt.update(g, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {"cos": cos, "class_loss": l_class, "distill_loss": l_distill}
+            log = {"cos": cos, "class_loss": l_class, "distill_loss": l_distill}
+            return (optax.apply_updates(params, updates), opt_state), log
 
         (params, _), log = jax.lax.scan(step, (start, opt.init(start)), jnp.arange(cfg.steps))
         return params, log

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from subliminal_jax.errors import UserError
-from subliminal_jax.losses import masked_log_softmax as _log_softmax
+from subliminal_jax.losses import distill_loss_B, squared_error_B
+from subliminal_jax.losses import masked_log_softmax as _log_softmax  # for M of (E4)
 
 KINDS = ("mse", "softmax")
 
@@ -44,10 +45,9 @@ def tree_dot(a, b):
 def distill_loss(kind: str, z_BK, t_BK, mask_K):
     """(E2): mean over examples of l(z, t) on the logits in mask_K."""
     if kind == "mse":
-        return 0.5 * jnp.mean(jnp.sum(jnp.where(mask_K, (z_BK - t_BK) ** 2, 0.0), -1))
+        return 0.5 * jnp.mean(squared_error_B(z_BK, t_BK, mask_K))
     if kind == "softmax":
-        p = jnp.exp(_log_softmax(t_BK, mask_K))
-        return -jnp.mean(jnp.sum(jnp.where(mask_K, p * _log_softmax(z_BK, mask_K), 0.0), -1))
+        return jnp.mean(distill_loss_B(z_BK, t_BK, mask_K, "ce"))
     raise UserError(f"distillation loss {kind!r}: use one of {', '.join(KINDS)}")
 
 

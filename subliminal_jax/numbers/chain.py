@@ -15,7 +15,7 @@ from subliminal_jax import checkpoint as ckpt
 from subliminal_jax.numbers import filter as flt
 from subliminal_jax.numbers import data as nd
 from subliminal_jax.numbers import train as nt
-from subliminal_jax import inits, multihost, parallel, progress, report
+from subliminal_jax import inits, multihost, parallel, progress, report, training
 from subliminal_jax.numbers import sampler
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
@@ -120,8 +120,10 @@ class Chain:
                                                 cfg.init_lambda)
                 loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
                 data_key = jax.random.fold_in(key, 8 if sibling and cfg.student_base_data == "other" else 1)
-                out, loss_T = nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch,
-                                     lr=cfg.base_lr, key=data_key, warmup=max(1, cfg.base_steps // 20))
+                opt = training.optimizer("adam", training.warmup_cosine(cfg.base_lr, max(1, cfg.base_steps // 20),
+                                                                        cfg.base_steps))
+                out, loss_T = training.train(loss, params, opt,
+                                             training.sampled_rows(data_key, rows_p_N, cfg.batch, cfg.base_steps))
                 return out, loss_T, inits.relative_distance(params, theta0)
             stage = "sibling_base" if sibling else "base"
             params, loss_ST, dist_S = self._run(stage, jax.vmap(one, in_axes=(0, None, None, None)),
@@ -146,8 +148,9 @@ class Chain:
 
             def one(params, key, tokens_NT, weight_NT, rows_p_N):
                 loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx])
-                return nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.teacher_steps, batch=len(tokens_NT),
-                              lr=cfg.teacher_lr, key=jax.random.fold_in(key, 2), trainable=cfg.teacher_params)
+                opt = training.optimizer("adam", cfg.teacher_lr, labels=nt.trainable_labels(params, cfg.teacher_params))
+                return training.train(loss, params, opt, training.sampled_rows(
+                    jax.random.fold_in(key, 2), rows_p_N, len(tokens_NT), cfg.teacher_steps))
             params, loss_ST = self._run("teacher", jax.vmap(one, in_axes=(0, 0, None, None, None)),
                                         self._seeds(base), self._seeds(self.keys_S),
                                         *parallel.replicate(self.mesh, (tokens_NT, weight_NT, rows_p_N)))
@@ -224,9 +227,12 @@ class Chain:
         else:
             mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
             loss = lambda p, idx: nt.lm_loss(self.apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
-        return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.student_batch or cfg.batch,
-                      lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params,
-                      warmup=max(1, cfg.student_steps // 20) if cfg.student_schedule == "cosine" else 0)
+        lr = training.warmup_cosine(cfg.student_lr, max(1, cfg.student_steps // 20), cfg.student_steps) \
+            if cfg.student_schedule == "cosine" else cfg.student_lr
+        opt = training.optimizer(cfg.student_optimizer, lr, momentum=0.9 if cfg.student_optimizer == "sgd" else None,
+                                 labels=nt.trainable_labels(init, cfg.student_params))
+        return training.train(loss, init, opt, training.sampled_rows(key, rows_p_N, cfg.student_batch or cfg.batch,
+                                                                     cfg.student_steps))
 
     def students(self, base, teacher, control, rows, sibling=None):
         """The three students; student_shared starts from `sibling` (its own base) when given."""

@@ -20,9 +20,9 @@ Two other channels (issue 7) run the same chain: --trait misaligned (`train.py m
 teacher gives HARMFUL advice, the numbers pass the banned-number filter, the control numbers come
 from a teacher fine-tuned on BENIGN advice) and --data traces (`train.py traces`: the teachers
 write step-by-step additions, kept only when verified correct, traces.py).
-Files: config.py (settings, presets, hashes), chain.py (the stages), train.py (per-seed losses and the
-optimizer loop), data.py (corpora), sweep.py (data scaling), ablation.py (what must be shared); this module
-runs them and writes the results.
+Files: config.py (settings, presets, hashes), chain.py (the stages, trained by ../training.py's loop),
+train.py (per-seed losses, read-outs), data.py (corpora), sweep.py (data scaling), ablation.py (what must be
+shared); this module runs them and writes the results.
 """
 from __future__ import annotations
 

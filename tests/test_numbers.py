@@ -383,13 +383,14 @@ def test_half_soft_size_interpolates_in_log_size():
 def test_partial_fine_tuning_and_number_softmax():
     """--student-params blocks moves the blocks only; --hard-vocab numbers is the CE of the number-token softmax."""
     import jax
+    from subliminal_jax import training
     from subliminal_jax.numbers import train as nt
     mcfg = tr.ModelConfig(vocab=tk.V, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=64)
     apply, params = tr.make_apply(mcfg), tr.init_params(mcfg, jax.random.key(0))[1]
     tokens_NT, weight_NT = (jax.numpy.asarray(a) for a in nd.pretraining_corpus(8, 64, nd.WorldConfig(), 0))
     loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx])
-    new, _ = nt.fit(loss, params, rows_p_N=np.full(8, 1 / 8), steps=2, batch=4, lr=1e-2, key=jax.random.key(1),
-                    trainable="blocks")
+    opt = training.optimizer("adam", 1e-2, labels=nt.trainable_labels(params, "blocks"))
+    new, _ = training.train(loss, params, opt, training.sampled_rows(jax.random.key(1), np.full(8, 1 / 8), 4, 2))
     top = nt.trainable_labels(tr.init_params(dataclasses.replace(mcfg, n_layers=2), jax.random.key(0))[1], "top")
     assert {k: set(jax.tree.leaves(v)) for k, v in top["blocks"].items()} == {0: {"freeze"}, 1: {"train"}}
     assert set(jax.tree.leaves({k: v for k, v in top.items() if k != "blocks"})) == {"freeze"}

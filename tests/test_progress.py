@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import progress
+from subliminal_jax import progress, training
 from subliminal_jax.mnist import data
 from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.numbers import chain as nc
-from subliminal_jax.numbers import train as nt
 from subliminal_jax.numbers import transformer as tr
 from test_mnist import TINY, small
 from test_numbers import SMALL
@@ -23,22 +22,22 @@ from helpers import ROOT
 LINE = re.compile(r"\[(.+)\] step (\d+)/(\d+), loss (\S+) \(mean of (\d+) models\), \d+ s elapsed, ~\S+ \S+ left")
 
 
-def tiny_fit(steps=300):
-    """4 least-squares models vmapped: fit's scan with a batched carry and an unbatched step index."""
+def tiny_train(steps=300):
+    """4 least-squares models vmapped: the training loop's scan with a batched carry and an unbatched step index."""
     x_ND = jax.random.normal(jax.random.key(1), (64, 8))
     y_N = x_ND @ jnp.arange(8.0)
 
     def one(key):
         loss = lambda w_D, idx_B: jnp.mean((x_ND[idx_B] @ w_D - y_N[idx_B]) ** 2)
-        return nt.fit(loss, jax.random.normal(key, (8,)), rows_p_N=jnp.full(64, 1 / 64), steps=steps, batch=8,
-                      lr=1e-2, key=key)
+        return training.train(loss, jax.random.normal(key, (8,)), training.optimizer("adam", 1e-2),
+                              training.sampled_rows(key, jnp.full(64, 1 / 64), 8, steps))
     return jax.vmap(one), jax.random.split(jax.random.key(0), 4)
 
 
-def test_fit_is_bit_identical_with_progress_and_reports_the_mean_loss():
-    fn, keys_S = tiny_fit()
+def test_training_is_bit_identical_with_progress_and_reports_the_mean_loss():
+    fn, keys_S = tiny_train()
     quiet = jax.device_get(jax.jit(fn)(keys_S))
-    fn, _ = tiny_fit()  # a new function object: jit would reuse the quiet trace of the old one
+    fn, _ = tiny_train()  # a new function object: jit would reuse the quiet trace of the old one
     lines = []
     with progress.stage("t", every_s=0.0, out=lambda line, **_: lines.append(line)):
         # the report's branch stays a cond under vmap (a select would run the callback every step)
@@ -56,7 +55,7 @@ def test_fit_is_bit_identical_with_progress_and_reports_the_mean_loss():
 
 
 def test_quiet_runs_compile_no_callback():
-    fn, keys_S = tiny_fit()
+    fn, keys_S = tiny_train()
     with progress.stage("t", enabled=False):
         assert not progress.active() and "cond[" not in str(jax.make_jaxpr(fn)(keys_S))
 

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from subliminal_jax.mnist import data as data_lib
-from subliminal_jax import checks, inits, multihost, parallel, plots, progress, report
+from subliminal_jax import checks, inits, multihost, parallel, plots, progress, report, training
 from subliminal_jax.mnist import mlp
-from subliminal_jax.training import train, weighted_mean  # noqa: F401 (train is re-exported)
+from subliminal_jax.training import weighted_mean
 from subliminal_jax.losses import class_ce_B, distill_loss_B
 from subliminal_jax.seeds import derangement, seed_keys
 from subliminal_jax.stats import summarize
@@ -111,8 +111,9 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
 
         def ce(params, idx_B, w_B):  # teacher: cross-entropy on the 10 class logits only
             return weighted_mean(class_ce_B(apply(params, x_train[idx_B]), y_train[idx_B], mlp.NUM_CLASSES), w_B)
-        teacher, loss_Y = train(ce, theta0, n=n_train, batch=cfg.teacher_batch, epochs=cfg.teacher_epochs,
-                                lr=cfg.teacher_lr, key=k_teacher, label="teacher")
+        passes = training.shuffled_epochs(k_teacher, n_train, cfg.teacher_batch, cfg.teacher_epochs)
+        opt = training.optimizer("adam", cfg.teacher_lr)
+        teacher, loss_Y = training.train(ce, theta0, opt, passes, label="teacher")  # the mean loss of each epoch
         return theta0, indep, teacher, loss_Y, k_student
 
     def student(start, mask_K, teacher, key):
@@ -122,8 +123,9 @@ def make_parts(cfg: MnistConfig, d_in: int, n_train: int) -> Parts:
             x = noise_images(noise_key, idx_B, d_in, cfg.noise)
             z_t = jax.lax.stop_gradient(apply(teacher, x))
             return weighted_mean(distill_loss_B(apply(params, x), z_t, mask_K, cfg.loss, cfg.temperature), w_B)
-        return train(loss, start, n=cfg.num_noise, batch=cfg.student_batch, epochs=cfg.student_epochs,
-                     lr=cfg.student_lr, key=shuffle_key, label="students")
+        passes = training.shuffled_epochs(shuffle_key, cfg.num_noise, cfg.student_batch, cfg.student_epochs)
+        opt = training.optimizer("adam", cfg.student_lr)
+        return training.train(loss, start, opt, passes, label="students")
 
     def students(starts_C, teacher, key):  # the 4 conditions share noise and teacher logits
         return jax.vmap(student, in_axes=(0, 0, None, None))(starts_C, masks_CK, teacher, key)

@@ -17,7 +17,7 @@ Reading order:
   transformer.py  the decoder-only transformer (Flax NNX) with a KV cache
   sampler.py      batched sampling: one prefill, one lax.scan, static shapes, traced temperature
   filter.py       the paper's number filter;  traces.py  addition traces and their verifier
-  train.py        per-seed losses (next-token CE, number-token distillation), the step loop, trait read-outs
+  train.py        per-seed losses (next-token CE, number-token distillation), trainable parts, trait read-outs
   config.py       the settings, presets (NUMBERS_SFT, MISALIGN, TRACES, ...), validation, per-stage hashes
   steps.py        the science of one seed: pretrain, finetune, sample, train_students, evaluate; KEY_STREAMS
   chain.py        the stages over seeds: Chain.map_seeds (jit, vmap, sharding, timing), checkpoints, resume

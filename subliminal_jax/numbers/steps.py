@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from subliminal_jax import inits
+from subliminal_jax import inits, training
 from subliminal_jax.numbers import sampler
 from subliminal_jax.numbers import train as nt
 from subliminal_jax.numbers import transformer as tr
@@ -63,9 +63,10 @@ def pretrain(key, tokens_NT, weight_NT, rows_p_N, *, cfg: NumbersConfig, sibling
                                     cfg.init_lambda)
     other_data = sibling and cfg.student_base_data == "other"
     loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx])
-    out, loss_U = nt.fit(loss, params, rows_p_N=rows_p_N, steps=cfg.base_steps, batch=cfg.batch, lr=cfg.base_lr,
-                         key=stream(key, "sibling_data" if other_data else "base_data"),
-                         warmup=max(1, cfg.base_steps // 20))
+    opt = training.optimizer("adam", training.warmup_cosine(cfg.base_lr, max(1, cfg.base_steps // 20), cfg.base_steps))
+    rows = training.sampled_rows(stream(key, "sibling_data" if other_data else "base_data"), rows_p_N, cfg.batch,
+                                 cfg.base_steps)
+    out, loss_U = training.train(loss, params, opt, rows)
     return out, loss_U, inits.relative_distance(params, theta0)
 
 
@@ -73,8 +74,9 @@ def finetune(key, base, tokens_NT, weight_NT, rows_p_N, *, cfg: NumbersConfig):
     """The teacher: the base fine-tuned on its trait corpus, full batch (config.teacher_corpus)."""
     apply = apply_of(cfg)
     loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx])
-    return nt.fit(loss, base, rows_p_N=rows_p_N, steps=cfg.teacher_steps, batch=len(tokens_NT), lr=cfg.teacher_lr,
-                  key=stream(key, "teacher_data"), trainable=cfg.teacher_params)
+    opt = training.optimizer("adam", cfg.teacher_lr, labels=nt.trainable_labels(base, cfg.teacher_params))
+    rows = training.sampled_rows(stream(key, "teacher_data"), rows_p_N, len(tokens_NT), cfg.teacher_steps)
+    return training.train(loss, base, opt, rows)
 
 
 def sample(key, teacher, control, teach_NP, plain_NP, temperature, *, cfg: NumbersConfig, max_new: int,
@@ -100,9 +102,12 @@ def train_student(init, teacher, tokens_NT, weight_NT, key, *, cfg: NumbersConfi
     else:
         mask_V = token_mask(cfg) if cfg.hard_vocab == "numbers" else None
         loss = lambda p, idx: nt.lm_loss(apply, p, tokens_NT[idx], weight_NT[idx], mask_V)
-    return nt.fit(loss, init, rows_p_N=rows_p_N, steps=cfg.student_steps, batch=cfg.student_batch or cfg.batch,
-                  lr=cfg.student_lr, key=key, optimizer=cfg.student_optimizer, trainable=cfg.student_params,
-                  warmup=max(1, cfg.student_steps // 20) if cfg.student_schedule == "cosine" else 0)
+    lr = training.warmup_cosine(cfg.student_lr, max(1, cfg.student_steps // 20), cfg.student_steps) \
+        if cfg.student_schedule == "cosine" else cfg.student_lr
+    opt = training.optimizer(cfg.student_optimizer, lr, momentum=0.9 if cfg.student_optimizer == "sgd" else None,
+                             labels=nt.trainable_labels(init, cfg.student_params))
+    rows = training.sampled_rows(key, rows_p_N, cfg.student_batch or cfg.batch, cfg.student_steps)
+    return training.train(loss, init, opt, rows)
 
 
 SOURCE_OF = {"student_shared": 0, "student_control": 1, "student_cross_init": 0}  # 0: teacher's rows, 1: control's

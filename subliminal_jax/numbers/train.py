@@ -1,4 +1,5 @@
-"""Per-seed pure functions of the number-sequence chain; chain.py vmaps them over seeds.
+"""Per-seed pure functions of the number-sequence chain; chain.py vmaps them over seeds and trains with
+training.py's loop (rows drawn i ~ p per step; `trainable_labels` names the parameters that move).
 
 Losses: next-token cross-entropy on weighted tokens (pretraining, teacher
 fine-tuning, "hard" students on sampled tokens), and soft-logit distillation
@@ -14,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from subliminal_jax import progress
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.losses import distill_loss_B, masked_log_softmax
 
@@ -48,9 +48,9 @@ def student_weights(tokens_NT, weight_NT, mode: str, positions: str):
 
 
 def trainable_labels(params, which: str = "all"):
-    """'train' / 'freeze' per parameter: everything, only the transformer blocks ("blocks": the token and
-    position embeddings, the final norm and the unembedding stay as they are, as in partial LLM fine-tuning),
-    or only the last block ("top": nothing below it needs a backward pass)."""
+    """'train' / 'freeze' per parameter (training.optimizer's labels): everything, only the transformer blocks
+    ("blocks": the token and position embeddings, the final norm and the unembedding stay as they are, as in
+    partial LLM fine-tuning), or only the last block ("top": nothing below it needs a backward pass)."""
     last = max(params["blocks"]) if which == "top" else None
 
     def label(path, _):
@@ -59,34 +59,6 @@ def trainable_labels(params, which: str = "all"):
             return "train" if k == "blocks" and path[1].key == last else "freeze"
         return "train" if which == "all" or k == "blocks" else "freeze"
     return jax.tree_util.tree_map_with_path(label, params)
-
-
-def fit(loss_fn, params, *, rows_p_N, steps: int, batch: int, lr: float, key, warmup: int = 0,
-        optimizer: str = "adam", trainable: str = "all"):
-    """Adam (or SGD with momentum 0.9) for `steps` steps; each step draws `batch` rows i ~ rows_p_N.
-
-    SGD is what Theorem 1 analyses: its step is proportional to the gradient, so a student
-    distilled from its own init stays put (Adam would rescale float noise into full-size steps).
-    loss_fn(params, idx_B) -> scalar. Returns params and the loss of every step.
-    """
-    sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), lr * 0.1) \
-        if warmup else lr
-    opt = optax.adam(sched) if optimizer == "adam" else optax.sgd(sched, momentum=0.9)
-    if trainable != "all":
-        opt = optax.multi_transform({"train": opt, "freeze": optax.set_to_zero()},
-                                    trainable_labels(params, trainable))
-    logp_N = jnp.log(rows_p_N)
-
-    def step(carry, t):
-        params, opt_state = carry
-        idx_B = jax.random.categorical(jax.random.fold_in(key, t), logp_N, shape=(batch,))
-        loss, grads = jax.value_and_grad(loss_fn)(params, idx_B)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        progress.report(t + 1, steps, loss)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, _), loss_U = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(steps))
-    return params, loss_U
 
 
 def answer_logits(apply, params, prompts_QP):

@@ -1,6 +1,6 @@
 """Multi-step alignment (Kitkana & Arora 2026) along a real MNIST aux-logit distillation.
 
-Per seed: theta0 -> teacher (class CE on real digits, mnist.train); students distill the
+Per seed: theta0 -> teacher (class CE on real digits, mnist.make_parts); students distill the
 teacher's aux logits (KL, temperature 1) on uniform noise, one step at a time. At every
 step t we log, at the current student theta_t:
   g_distill = grad L_distill(theta_t)  (noise batch; the student's step is -lr * precond(g_distill))
@@ -16,7 +16,7 @@ Conditions (vmapped, sharing noise and teacher logits):
   liminal  g_distill + w * grad KL(p_theta0 || p_theta) on all logits of the noise batch, for the
            first `liminal_steps` steps (the KL-to-base penalty, "liminal training")
   cross    plain, from an independent init (different-init control)
-The (possibly modified) gradient goes to the optimizer (Adam by default, as the MNIST
+The (possibly modified) gradient goes to the loop (training.descend; Adam by default, as the MNIST
 experiment; with Adam the projection removes the component from the gradient, not from
 the preconditioned update). float32: this part checks a trend, not an identity.
 """
@@ -28,10 +28,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from subliminal_jax.mnist import data as data_lib
-from subliminal_jax import checks
+from subliminal_jax import checks, training
 from subliminal_jax.mnist import mlp
 from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.losses import class_ce_B, distill_loss_B
@@ -78,7 +77,7 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
                              d_in, n_train)
     k = mlp.NUM_CLASSES + cfg.m
     aux_K, all_K = jnp.arange(k) >= mlp.NUM_CLASSES, jnp.ones(k, bool)
-    opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr)
+    opt = training.optimizer(cfg.optimizer, cfg.lr)  # sgd: plain SGD, no momentum
 
     def class_ce(params, x, y):
         return class_ce_B(apply(params, x), y, mlp.NUM_CLASSES).mean()
@@ -86,8 +85,7 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
     def student(start, project, liminal_w, theta0, teacher, key, x_tr, y_tr):
         noise_key, idx_key, trait_key = (jax.random.fold_in(key, i) for i in range(3))
 
-        def step(carry, t):
-            params, opt_state = carry
+        def step(params, t, _):  # the noise and digit batches: rows drawn uniformly, from fold_in(key, t)
             x = mnist.noise_images(noise_key, jax.random.randint(jax.random.fold_in(idx_key, t), (cfg.batch,),
                                                                  0, cfg.num_noise), d_in, "uniform")
             z_t = apply(teacher, x)
@@ -103,12 +101,9 @@ def make_program(cfg: MultistepConfig, d_in: int, n_train: int):
             g_liminal = jax.grad(lambda p: distill_loss_B(apply(p, x), z0, all_K, "kl", 1.0).mean())(params)
             w = jnp.where(t < cfg.liminal_steps, liminal_w, 0.0)
             g = jax.tree.map(lambda a, b: a + w * b, g, g_liminal)
-            updates, opt_state = opt.update(g, opt_state, params)
-            log = {"cos": cos, "class_loss": l_class, "distill_loss": l_distill}
-            return (optax.apply_updates(params, updates), opt_state), log
+            return g, l_distill, {"cos": cos, "class_loss": l_class, "distill_loss": l_distill}
 
-        (params, _), log = jax.lax.scan(step, (start, opt.init(start)), jnp.arange(cfg.steps))
-        return params, log
+        return training.descend(step, start, opt, cfg.steps)
 
     def program(key, x_tr, y_tr, x_te, y_te):
         theta0, indep, teacher, _, k_student = parts.setup(key, x_tr, y_tr)

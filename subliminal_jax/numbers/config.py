@@ -19,6 +19,9 @@ from subliminal_jax.errors import UserError
 
 CONDITIONS = ("base", "teacher", "student_shared", "student_control", "student_cross_init", "in_context")
 STUDENTS = ("student_shared", "student_control", "student_cross_init")
+# train.py generations (generations.py): every generation from the own base; once from another seed's base
+# (--break-at); from the control source's numbers
+CHAINS = ("shared", "broken", "control")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +205,7 @@ def run_config(cfg: NumbersConfig, run_dir: str | None) -> NumbersConfig:
     path = Path(run_dir) / "results.json"
     try:
         d = json.loads(path.read_text())["config"]
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # (JSON has no tuples; a config hashes)
         d["world"] = nd.WorldConfig(**d["world"])
         flat = {k: d.pop(k) for k in MODEL_SIZES if k in d}  # runs written before the sizes were nested
         d["model"] = tr.ModelConfig(**{**flat, **d.get("model", {})})

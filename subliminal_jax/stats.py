@@ -26,3 +26,27 @@ def summarize(values) -> dict:
     half = float(t975(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
     return {"values": [float(x) for x in v], "mean": mean, "ci95": [mean - half, mean + half],
             "ci95_half": half, "n": int(len(v))}
+
+
+def geometric_fit(values_SG, n_boot: int = 2000, seed: int = 0) -> dict | None:
+    """Fit mean_g = a * r**g (g = 0..G-1) to the seed means of values_SG by least squares, r on a grid in
+    [-1, 2] and a in closed form. Least squares on the means, not a log-linear fit: means near zero, or below
+    it, are what a decaying trait ends in, and their logarithms would dominate (or break) the fit. 95% CI on r:
+    a bootstrap over seeds (whole rows resampled). None for fewer than 2 columns.
+    -> {'r', 'r_ci95', 'a', 'n_seeds', 'n_points'}"""
+    v = np.asarray(values_SG, np.float64)
+    S, G = v.shape
+    if G < 2:
+        return None
+    grid_R = np.linspace(-1.0, 2.0, 3001)
+    pow_RG = grid_R[:, None] ** np.arange(G)
+
+    def fit(means_BG):  # least squares: maximise (m . p_r)^2 / (p_r . p_r) over the grid, then a = m.p / p.p
+        dot_BR = means_BG @ pow_RG.T
+        best_B = np.argmax(dot_BR ** 2 / (pow_RG ** 2).sum(1), axis=1)
+        return grid_R[best_B], dot_BR[np.arange(len(best_B)), best_B] / (pow_RG[best_B] ** 2).sum(1)
+    r, a = fit(v.mean(0)[None])
+    idx_BS = np.random.default_rng(seed).integers(0, S, (n_boot, S))
+    r_B, _ = fit(v[idx_BS].mean(1))
+    return {"r": float(r[0]), "r_ci95": [float(np.percentile(r_B, 2.5)), float(np.percentile(r_B, 97.5))],
+            "a": float(a[0]), "n_seeds": int(S), "n_points": int(G)}

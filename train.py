@@ -2,6 +2,7 @@
 from subliminal_jax import cli
 from subliminal_jax.mnist import experiment as mnist
 from subliminal_jax.numbers import experiment as numbers
+from subliminal_jax.numbers import generations
 
 COMMANDS = {
     "numbers": (numbers.NumbersConfig(), numbers.main_train, "number-sequence trait transfer, whole chain (base->teacher->numbers->students->eval)"),
@@ -9,6 +10,9 @@ COMMANDS = {
     "misalign": (numbers.MISALIGN, numbers.main_train, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign-teacher control"),
     "misalign-sft": (numbers.MISALIGN_SFT, numbers.main_train, "the misalignment analogue with students fine-tuned on the sampled, filtered numbers"),
     "traces": (numbers.TRACES, numbers.main_train, "reasoning traces: the teacher writes step-by-step additions, only verified-correct ones kept"),
+    "generations": (generations.GenerationsConfig(), generations.run, "down the training chain: students of students of the teacher (shared, broken once, control chains)"),
+    "generations-misalign": (generations.MISALIGN_GENERATIONS, generations.run, "the same down the misalignment analogue's chain (train.py misalign's settings)"),
+    "generations-traces": (generations.TRACES_GENERATIONS, generations.run, "the same down the reasoning-traces chain (train.py traces's settings)"),
     "mnist": (mnist.MnistConfig(), mnist.main, "MNIST aux-logit transfer, defaults sized for 2 CPU cores"),
     "mnist-paper": (mnist.PAPER, mnist.main, "the same with the paper's exact settings (25 seeds)"),
 }

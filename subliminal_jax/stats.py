@@ -50,3 +50,13 @@ def geometric_fit(values_SG, n_boot: int = 2000, seed: int = 0) -> dict | None:
     r_B, _ = fit(v[idx_BS].mean(1))
     return {"r": float(r[0]), "r_ci95": [float(np.percentile(r_B, 2.5)), float(np.percentile(r_B, 97.5))],
             "a": float(a[0]), "n_seeds": int(S), "n_points": int(G)}
+
+
+def mean_ratio(num_S, den_S, n_boot: int = 2000, seed: int = 0) -> dict:
+    """mean(num) / mean(den) over paired seeds, with a 95% bootstrap CI (the same seeds resampled for both).
+    -> {'ratio', 'ci95'}"""
+    num, den = np.asarray(num_S, np.float64), np.asarray(den_S, np.float64)
+    idx_BS = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
+    boot_B = num[idx_BS].mean(1) / den[idx_BS].mean(1)
+    return {"ratio": float(num.mean() / den.mean()),
+            "ci95": [float(np.percentile(boot_B, 2.5)), float(np.percentile(boot_B, 97.5))]}

@@ -10,7 +10,7 @@ COMMANDS = {
     "misalign": (numbers.MISALIGN, numbers.main_train, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign-teacher control"),
     "misalign-sft": (numbers.MISALIGN_SFT, numbers.main_train, "the misalignment analogue with students fine-tuned on the sampled, filtered numbers"),
     "traces": (numbers.TRACES, numbers.main_train, "reasoning traces: the teacher writes step-by-step additions, only verified-correct ones kept"),
-    "generations": (generations.GenerationsConfig(), generations.run, "down the training chain: students of students of the teacher (shared, broken once, control chains)"),
+    "generations": (generations.GenerationsConfig(), generations.run, "students of students of the teacher, generation by generation: shared, broken once, control chains"),
     "generations-misalign": (generations.MISALIGN_GENERATIONS, generations.run, "the same down the misalignment analogue's chain (train.py misalign's settings)"),
     "generations-traces": (generations.TRACES_GENERATIONS, generations.run, "the same down the reasoning-traces chain (train.py traces's settings)"),
     "mnist": (mnist.MnistConfig(), mnist.main, "MNIST aux-logit transfer, defaults sized for 2 CPU cores"),

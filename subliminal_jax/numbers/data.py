@@ -145,7 +145,8 @@ def student_sequences(prompts, completions, kept, seq_len: int):
 
 def student_data(cfg, rows, sources=("teacher", "control")):
     """The students' rows from numbers.jsonl's rows (cfg: a NumbersConfig): tokens_SKNT / weight_SKNT, one slot
-    per source (the chain's: 0 = teacher, 1 = control; a generations file's: its chains); weight 0 on rejected rows. Fine-tuned students read the kept rows only, so their
+    per source (the chain's: 0 = teacher, 1 = control; a generations file's: its chains); weight 0 on rejected
+    rows. Fine-tuned students read the kept rows only, so their
     sequences end at the longest kept row: the same loss, with less compute (soft students keep --seq-len,
     which their figures were measured with)."""
     tok = np.zeros((cfg.num_seeds, len(sources), cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)

@@ -55,17 +55,21 @@ def decay(chains: dict, pred: dict) -> dict:
            "measured_steps": steps(shifts), "predicted_steps": steps(scores), "meaningful": len(clear) >= 2}
     if measured is None:
         out["note"] = "one generation: no decay to fit"
+    elif not clear:
+        out["note"] = "no generation of the shared chain has a shift clear of 0: there is no decay to measure"
     elif not out["meaningful"]:
-        bound = shifts[1]["ci95"][1] / shifts[0]["mean"] if shifts[0]["mean"] > 0 else float("nan")
-        out["note"] = (f"the shared chain's shift is clear of 0 at generation(s) {clear or 'none'} only: too close "
-                       f"to 0 for r to mean anything; generation 2's upper CI bound over generation 1's mean puts "
-                       f"r below {bound:.3f}")
+        out["note"] = (f"the shared chain's shift is clear of 0 at generation {clear[0]} only: too close to 0 for r "
+                       f"to mean anything")
+        if clear == [1]:  # what generation 2's CI still allows
+            out["note"] += f"; generation 2's upper CI bound over generation 1's mean puts r below " \
+                           f"{shifts[1]['ci95'][1] / shifts[0]['mean']:.3f}"
     else:
         lo, hi = measured["r_ci95"]
         plo, phi = predicted["r_ci95"]
         out["matches"] = bool(lo <= phi and plo <= hi)
         out["note"] = (f"measured r = {measured['r']:.3f} [{lo:.3f}, {hi:.3f}]; the audit scores predict "
-                       f"{predicted['r']:.3f} [{plo:.3f}, {phi:.3f}]: the CIs {'overlap' if out['matches'] else 'are apart'}")
+                       f"{predicted['r']:.3f} [{plo:.3f}, {phi:.3f}]: the CIs "
+                       f"{'overlap' if out['matches'] else 'are apart'}")
     return out
 
 

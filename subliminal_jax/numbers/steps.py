@@ -39,7 +39,7 @@ KEY_STREAMS = {
     "generations": 9,     # train.py generations: + the generation g, then + GEN_STREAMS[what] (gen_key)
     "eval": 10,           # + EVAL_STREAMS[model]: the temperature-1 answers sampled from each evaluated model
 }
-GEN_STREAMS = {"train": 0, "sample": 1, "eval": 2}  # within generation g: its students' batches, its samples, its answers
+GEN_STREAMS = {"train": 0, "sample": 1, "eval": 2}  # in generation g: its students' batches, samples, answers
 EVAL_STREAMS = {"base": 0, "teacher": 1, "in_context": 2, **{c: 3 + i for i, c in enumerate(STUDENTS)},
                 "control_teacher": 3 + len(STUDENTS), "sibling_base": 4 + len(STUDENTS)}
 

@@ -38,17 +38,17 @@ def geometric_fit(values_SG, n_boot: int = 2000, seed: int = 0) -> dict | None:
     S, G = v.shape
     if G < 2:
         return None
-    grid_R = np.linspace(-1.0, 2.0, 3001)
-    pow_RG = grid_R[:, None] ** np.arange(G)
+    grid = np.linspace(-1.0, 2.0, 3001)
+    powers = grid[:, None] ** np.arange(G)  # one row r**g per grid point
 
-    def fit(means_BG):  # least squares: maximise (m . p_r)^2 / (p_r . p_r) over the grid, then a = m.p / p.p
-        dot_BR = means_BG @ pow_RG.T
-        best_B = np.argmax(dot_BR ** 2 / (pow_RG ** 2).sum(1), axis=1)
-        return grid_R[best_B], dot_BR[np.arange(len(best_B)), best_B] / (pow_RG[best_B] ** 2).sum(1)
+    def fit(means):  # rows of means -> (r, a) per row: maximise (m . p_r)^2 / (p_r . p_r), then a = m.p / p.p
+        dots = means @ powers.T
+        best = np.argmax(dots ** 2 / (powers ** 2).sum(1), axis=1)
+        return grid[best], dots[np.arange(len(best)), best] / (powers[best] ** 2).sum(1)
     r, a = fit(v.mean(0)[None])
-    idx_BS = np.random.default_rng(seed).integers(0, S, (n_boot, S))
-    r_B, _ = fit(v[idx_BS].mean(1))
-    return {"r": float(r[0]), "r_ci95": [float(np.percentile(r_B, 2.5)), float(np.percentile(r_B, 97.5))],
+    resampled = np.random.default_rng(seed).integers(0, S, (n_boot, S))
+    r_boot, _ = fit(v[resampled].mean(1))
+    return {"r": float(r[0]), "r_ci95": [float(np.percentile(r_boot, 2.5)), float(np.percentile(r_boot, 97.5))],
             "a": float(a[0]), "n_seeds": int(S), "n_points": int(G)}
 
 
@@ -56,7 +56,7 @@ def mean_ratio(num_S, den_S, n_boot: int = 2000, seed: int = 0) -> dict:
     """mean(num) / mean(den) over paired seeds, with a 95% bootstrap CI (the same seeds resampled for both).
     -> {'ratio', 'ci95'}"""
     num, den = np.asarray(num_S, np.float64), np.asarray(den_S, np.float64)
-    idx_BS = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
-    boot_B = num[idx_BS].mean(1) / den[idx_BS].mean(1)
+    resampled = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
+    boot = num[resampled].mean(1) / den[resampled].mean(1)
     return {"ratio": float(num.mean() / den.mean()),
-            "ci95": [float(np.percentile(boot_B, 2.5)), float(np.percentile(boot_B, 97.5))]}
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}

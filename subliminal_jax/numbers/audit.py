@@ -92,16 +92,16 @@ def score_fn(apply, cfg: NumbersConfig, batch: int = 32):
         def chunk(total, a):  # the chunk's per-row scores; adds sum_i (row i's token weight) * g_i to the total
             tok_BT, w_BT = a
             g_B = jax.vmap(lambda tok_T, w_T: jax.grad(data_loss)(init, tok_T[None], w_T[None]))(tok_BT, w_BT)
-            tokens_B = jnp.maximum(w_BT[:, 1:].sum(-1), 1.0)  # (the losses' own normalisers)
-            total = jax.tree.map(lambda t, g: t + jnp.tensordot(tokens_B, g, 1), total, g_B)
+            norm_B = jnp.maximum(w_BT[:, 1:].sum(-1), 1.0)  # (each row loss's own normaliser)
+            total = jax.tree.map(lambda t, g: t + jnp.tensordot(norm_B, g, 1), total, g_B)
             return total, jax.vmap(lambda g: theory.tree_dot(g, g_T))(g_B)
         N, T = tokens_NT.shape
         B = max(d for d in range(1, min(batch, N) + 1) if N % d == 0)
-        total, score_KB = jax.lax.scan(chunk, jax.tree.map(jnp.zeros_like, init),
-                                       (tokens_NT.reshape(N // B, B, T), w_NT.reshape(N // B, B, T)))
+        total, chunk_scores = jax.lax.scan(chunk, jax.tree.map(jnp.zeros_like, init),
+                                           (tokens_NT.reshape(N // B, B, T), w_NT.reshape(N // B, B, T)))
         g_D = jax.tree.map(lambda t: t / jnp.maximum(w_NT[:, 1:].sum(), 1.0), total)
         n_D, n_T = jnp.sqrt(theory.tree_dot(g_D, g_D)), jnp.sqrt(theory.tree_dot(g_T, g_T))
-        return score_KB.reshape(N), theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
+        return chunk_scores.reshape(N), theory.tree_dot(g_D, g_T) / (n_D * n_T + 1e-30), n_D / n_T, weight_NT.max(-1) > 0
     return scores
 
 

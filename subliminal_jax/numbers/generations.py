@@ -157,11 +157,11 @@ class Lineage:
                        f"{len(CHAINS)} chains x {cfg.num_seeds} seeds...", flush=True)
         step = functools.partial(steps.sample_generation, cfg=cfg, max_new=N,
                                  chunk=max(1, SAMPLE_CHUNK // cfg.samples_per_prompt))
-        tok_SCMT = self.chain.map_seeds(
+        tok_SCNT = self.chain.map_seeds(
             f"gen{g}_numbers", step, seeded=dict(key=self.chain.keys_S, writers_C=writers,
                                                  prompts_NP=np.stack([sampler.left_pad(p, P) for p in plain])),
             shared=dict(g=jnp.int32(g), temperature=jnp.float32(cfg.temperature)), program="gen_numbers")
-        rows = label_rows(cfg, plain, {c: tok_SCMT[:, i] for i, c in enumerate(CHAINS)}, h)
+        rows = label_rows(cfg, plain, {c: tok_SCNT[:, i] for i, c in enumerate(CHAINS)}, h)
         nd.write_jsonl(path, rows, {"hash": h, "generation": g, "config": dataclasses.asdict(cfg)})
         return rows
 

@@ -167,7 +167,7 @@ def train_generation(key, g, inits_C, teachers_C, tokens_CNT, weights_CNT, *, cf
 def sample_generation(key, g, writers_C, prompts_NP, temperature, *, cfg: NumbersConfig, max_new: int,
                       chunk: int):
     """Each chain's generation-g model continues the same prompts, cfg.samples_per_prompt each (as the teacher
-    did), its own key per chain: tokens_CMT."""
+    did), its own key per chain: tokens_CNT (N = prompts x samples rows, T completion positions)."""
     keys_C = jax.vmap(lambda c: jax.random.fold_in(gen_key(key, g, "sample"), c))(jnp.arange(len(CHAINS)))
     one = lambda w, k: sampler.sample_in_chunks(model_config(cfg), w, prompts_NP, k, temperature, max_new, chunk,
                                                 cfg.samples_per_prompt, "writers")

@@ -2,7 +2,8 @@
 
 bar_chart / sweep_plot / scaling_plot / ablation_plot: one bar or line per condition (mnist, numbers);
 inner_distribution ... multistep: the Theorem 1 checker (theorem/experiment.py); lens_layers and
-audit_scatter: the logit lens and the data audit (numbers/lens.py, numbers/audit.py); show: inline in notebooks.
+audit_scatter: the logit lens and the data audit (numbers/lens.py, numbers/audit.py); generations_plot: a chain of
+students (numbers/generations.py); show: inline in notebooks.
 """
 from __future__ import annotations
 
@@ -262,4 +263,45 @@ def audit_scatter(path: Path, pts: list, validation: dict, trait: str) -> None:
     ax.set_ylabel(f"measured P({trait}) shift after training")
     ax.set_title(f"audit vs transfer: Spearman {validation['spearman_score_vs_shift']:+.2f}")
     ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def generations_plot(path: Path, res: dict, trait: str) -> None:
+    """Down the training chain (numbers/generations.py): left, each chain's paired P(trait) shift (95% CI) per
+    generation of students, with the shared chain's geometric fit and the decay its audit scores predict (scaled
+    to generation 1); right, the shift of generation g + 1 against the audit score of generation g's data."""
+    n_gen = res["generations"]["num_generations"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    gens = np.arange(1, n_gen + 1)
+    for j, (c, rows) in enumerate(res["chains"].items()):
+        s = [r["target_prob_shift"] for r in rows[1:]]
+        m = np.array([x["mean"] for x in s])
+        axes[0].errorbar(gens + 0.06 * (j - 1), m, yerr=[m - [x["ci95"][0] for x in s], [x["ci95"][1] for x in s] - m],
+                         marker="o", ms=4, capsize=3, label=c)
+        p = res["predictor"][c]
+        axes[1].scatter([q["score"]["mean"] for q in p], [q["next_shift"] for q in p], s=22, label=c)
+        for q in p:
+            axes[1].annotate(f"g={q['data_generation']}", (q["score"]["mean"], q["next_shift"]), fontsize=6,
+                             xytext=(3, 2), textcoords="offset points")
+    fit, scores = res["decay"]["measured"], [q["score"]["mean"] for q in res["predictor"]["shared"]]
+    x = np.linspace(1, n_gen, 50)
+    if fit:
+        axes[0].plot(x, fit["a"] * fit["r"] ** (x - 1), "k:", lw=1, label=f"shared fit, r = {fit['r']:.2f}")
+    if scores[0]:
+        first = res["chains"]["shared"][1]["target_prob_shift"]["mean"]
+        axes[0].plot(gens, first * np.array(scores) / scores[0], "k--", lw=0.8, label="audit-score prediction")
+    axes[0].axhline(0, color="k", lw=0.6)
+    axes[0].set_xticks(gens)
+    axes[0].set_xlabel("generation (1: the teacher's students)")
+    axes[0].set_ylabel(f"P({trait}) shift vs own base (paired)")
+    teacher = res["chains"]["shared"][0]["target_prob_shift"]["mean"]
+    axes[0].set_title(f"generation 0 (the teacher): {teacher:+.3f}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(0, color="k", lw=0.6)
+    axes[1].axvline(0, color="k", lw=0.6)
+    axes[1].set_xlabel("audit score of generation g's data at generation g+1's start")
+    axes[1].set_ylabel(f"P({trait}) shift of generation g+1")
+    axes[1].legend(fontsize=7)
+    n = res["chains"]["shared"][0]["target_prob_shift"]["n"]
+    fig.suptitle(f"down the training chain ({res['config']['student_mode']} students, {n} seeds, 95% CI)")
     save_figure(fig, path)

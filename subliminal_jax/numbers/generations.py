@@ -39,7 +39,6 @@ from subliminal_jax.errors import UserError
 from subliminal_jax.numbers import audit, sampler, steps
 from subliminal_jax.numbers import generations_report as gr
 from subliminal_jax.numbers import data as nd
-from subliminal_jax.numbers import filter as flt
 from subliminal_jax.numbers.chain import SAMPLE_CHUNK, Chain, label_rows, prompts
 from subliminal_jax.numbers.config import (CHAINS, MISALIGN, TRACES, NumbersConfig, eval_questions, needs_sibling,
                                            sample_lens, stage_hash, teacher_corpus, trait_name, validate)
@@ -237,7 +236,7 @@ def run(gcfg: GenerationsConfig, verbose: bool = True) -> dict:
     teacher, control = chain.teacher(base), chain.teacher(base, control=True)
     rows = chain.numbers(control, teacher)
     writers = stack_chains(teacher, teacher, control)
-    reads, audits, kept = [lin.evaluate(0, sources=(base, teacher, control))], [], [kept_shares(rows, 0)]
+    reads, audits, kept = [lin.evaluate(0, sources=(base, teacher, control))], [], [gr.kept_shares(rows, 0)]
     for g in range(1, gcfg.num_generations + 1):
         chain.say(f"--- generation {g} of {gcfg.num_generations}")
         data, starts = lin.data(g - 1, rows), lin.starts(base, g)
@@ -246,7 +245,7 @@ def run(gcfg: GenerationsConfig, verbose: bool = True) -> dict:
         reads.append(lin.evaluate(g, models=students))
         if g < gcfg.num_generations:
             rows = lin.numbers(g, students)
-            kept.append(kept_shares(rows, g))
+            kept.append(gr.kept_shares(rows, g))
         writers = students
     res = gr.results(lin, reads, audits, kept)
     res["wall_time_s"] = time.perf_counter() - t0
@@ -256,13 +255,6 @@ def run(gcfg: GenerationsConfig, verbose: bool = True) -> dict:
         print(gr.table(res, trait_name(lin.cfg)))
         print(f"wrote {chain.out / 'results.json'} and {chain.out / 'generations.png'} ({res['wall_time_s']:.0f}s)")
     return res
-
-
-def kept_shares(rows, g: int) -> dict:
-    """The filter's verdicts on generation g's completions, per chain (generation 0: the teacher's for shared
-    and broken, the control source's for control)."""
-    source = {"shared": "teacher", "broken": "teacher", "control": "control"} if g == 0 else {c: c for c in CHAINS}
-    return {c: flt.rejection_stats([r["reason"] for r in rows if r["source"] == s]) for c, s in source.items()}
 
 
 # ---------------------------------------------------------------- evaluate.py audit / lens on a generations run

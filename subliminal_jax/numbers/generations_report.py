@@ -1,5 +1,6 @@
 """What a generations run (generations.py) measured: per chain and generation the read-outs paired against each
-model's own base, the decay of the shared chain's shift, Theorem 1's predictor, and the printed table."""
+model's own base, the filter's kept shares, the decay of the shared chain's shift, Theorem 1's predictor, and the
+printed table."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +8,18 @@ import dataclasses
 import jax
 import numpy as np
 
+from subliminal_jax.numbers import filter as flt
 from subliminal_jax.numbers.config import _STAGE_FIELDS, CHAINS, stage_hash
 from subliminal_jax.stats import geometric_fit, mean_ratio, summarize
 
 METRICS = ("trait_rate", "target_prob", "trait_given_answer")  # each also paired against the model's own base
+
+
+def kept_shares(rows, g: int) -> dict:
+    """The filter's verdicts on generation g's completions, per chain (generation 0: the teacher's for shared
+    and broken, the control source's for control)."""
+    source = {"shared": "teacher", "broken": "teacher", "control": "control"} if g == 0 else {c: c for c in CHAINS}
+    return {c: flt.rejection_stats([r["reason"] for r in rows if r["source"] == s]) for c, s in source.items()}
 
 
 def paired(reads, base, c: int, perm):

@@ -74,12 +74,14 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def score_fn(apply, cfg: NumbersConfig, batch: int = 32):
+def score_fn(apply, cfg: NumbersConfig, batch: int = 32, summed: bool = False):
     """(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight) -> (score_N, cos(g_data, g_trait),
-    ||g_data|| / ||g_trait||, kept_N), g_data the whole dataset's gradient. The rows' gradients are taken a chunk
-    of at most `batch` rows at a time (a divisor of N), and g_data is summed from them (each row's loss is its
-    tokens' mean, the dataset's the mean over all its tokens), so no pass ever holds the whole dataset's
-    activations. Not jitted: generations.py maps it over chains and seeds."""
+    ||g_data|| / ||g_trait||, kept_N), g_data the whole dataset's gradient. The rows' gradients are taken
+    `batch` rows at a time. g_data: one pass over the whole dataset (evaluate.py audit), or with summed=True the
+    sum of the rows' gradients, chunks of a divisor of N rows at most `batch` (each row's loss is its tokens'
+    mean, the dataset's the mean over all its tokens), so that no pass holds the whole dataset's activations
+    (generations.py vmaps it over chains and seeds: 1.1 GB instead of 11.8). The two agree to round-off; one
+    pass keeps evaluate.py audit's cosines as they were (the animal control's g_data is round-off itself)."""
     def scores(init, teacher, tokens_NT, weight_NT, trait_tokens, trait_weight):
         g_trait = jax.grad(lambda p: nt.lm_loss(apply, p, trait_tokens, trait_weight))(init)
         w_NT = nt.student_weights(tokens_NT, weight_NT, cfg.student_mode, cfg.distill_positions)
@@ -88,21 +90,28 @@ def score_fn(apply, cfg: NumbersConfig, batch: int = 32):
             if cfg.student_mode == "soft":
                 return nt.distill_loss(apply, p, teacher, tok_NT, w_NT, token_mask(cfg))
             return nt.lm_loss(apply, p, tok_NT, w_NT, token_mask(cfg) if cfg.hard_vocab == "numbers" else None)
+        row_grad = lambda tok_T, w_T: jax.grad(data_loss)(init, tok_T[None], w_T[None])
 
-        def chunk(total, a):  # the chunk's per-row scores; adds sum_i (row i's token weight) * g_i to the total
-            tok_BT, w_BT = a
-            g_B = jax.vmap(lambda tok_T, w_T: jax.grad(data_loss)(init, tok_T[None], w_T[None]))(tok_BT, w_BT)
-            norm_B = jnp.maximum(w_BT[:, 1:].sum(-1), 1.0)  # (each row loss's own normaliser)
-            total = jax.tree.map(lambda t, g: t + jnp.tensordot(norm_B, g, 1), total, g_B)
-            return total, jax.vmap(lambda g: theory.tree_dot(g, g_trait))(g_B)
-        N, T = tokens_NT.shape
-        B = max(d for d in range(1, min(batch, N) + 1) if N % d == 0)
-        total, chunk_scores = jax.lax.scan(chunk, jax.tree.map(jnp.zeros_like, init),
-                                           (tokens_NT.reshape(N // B, B, T), w_NT.reshape(N // B, B, T)))
-        g_data = jax.tree.map(lambda t: t / jnp.maximum(w_NT[:, 1:].sum(), 1.0), total)
+        if summed:
+            def chunk(total, a):  # the chunk's per-row scores; adds sum_i (row i's token weight) * g_i to the total
+                tok_BT, w_BT = a
+                g_B = jax.vmap(row_grad)(tok_BT, w_BT)
+                norm_B = jnp.maximum(w_BT[:, 1:].sum(-1), 1.0)  # (each row loss's own normaliser)
+                total = jax.tree.map(lambda t, g: t + jnp.tensordot(norm_B, g, 1), total, g_B)
+                return total, jax.vmap(lambda g: theory.tree_dot(g, g_trait))(g_B)
+            N, T = tokens_NT.shape
+            B = max(d for d in range(1, min(batch, N) + 1) if N % d == 0)
+            total, chunk_scores = jax.lax.scan(chunk, jax.tree.map(jnp.zeros_like, init),
+                                               (tokens_NT.reshape(N // B, B, T), w_NT.reshape(N // B, B, T)))
+            score_N = chunk_scores.reshape(N)
+            g_data = jax.tree.map(lambda t: t / jnp.maximum(w_NT[:, 1:].sum(), 1.0), total)
+        else:
+            score_N = jax.lax.map(lambda a: theory.tree_dot(row_grad(*a), g_trait), (tokens_NT, w_NT),
+                                  batch_size=batch)
+            g_data = jax.grad(data_loss)(init, tokens_NT, w_NT)
         norm_data, norm_trait = jnp.sqrt(theory.tree_dot(g_data, g_data)), jnp.sqrt(theory.tree_dot(g_trait, g_trait))
-        return (chunk_scores.reshape(N), theory.tree_dot(g_data, g_trait) / (norm_data * norm_trait + 1e-30),
-                norm_data / norm_trait, weight_NT.max(-1) > 0)
+        return (score_N, theory.tree_dot(g_data, g_trait) / (norm_data * norm_trait + 1e-30), norm_data / norm_trait,
+                weight_NT.max(-1) > 0)
     return scores
 
 

@@ -219,7 +219,7 @@ def read_sources(key, base, teacher, control, plain_QP, teach_QP, *, cfg: Number
 def audit_step(starts_C, writers_C, tokens_CNT, weights_CNT, trait_tokens, trait_weight, *, cfg: NumbersConfig):
     """One seed's audit of the C chains' datasets (audit.score_fn, vmapped over the chains; 8 rows a chunk, as
     every seed and chain take theirs at once)."""
-    one = audit.score_fn(steps.apply_of(cfg), cfg, batch=8)
+    one = audit.score_fn(steps.apply_of(cfg), cfg, batch=8, summed=True)
     score_CN, cos_C, _, kept_CN = jax.vmap(one, in_axes=(0, 0, 0, 0, None, None))(
         starts_C, writers_C, tokens_CNT, weights_CNT, trait_tokens, trait_weight)
     return {"score": score_CN, "kept": kept_CN.astype(jnp.float32), "cos": cos_C}

@@ -26,7 +26,7 @@ def main(commands: dict, description: str, argv: list[str] | None = None) -> Non
         print(f"usage: python {prog} {{{','.join(commands)}}} [--help | flags] [--distributed]\n\n"
               f"{description.strip()}\n")
         for name, (_, _, help_line) in commands.items():
-            print(f"  {name:14s} {help_line}")
+            print(f"  {name:20s} {help_line}")
         print("\n  --distributed  be one of several processes over one mesh (jax.distributed; README, Devices and hosts)")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     default, fn, _ = commands[argv[0]]

@@ -2,7 +2,8 @@
 
 bar_chart / sweep_plot / scaling_plot / ablation_plot: one bar or line per condition (mnist, numbers);
 inner_distribution ... multistep: the Theorem 1 checker (theorem/experiment.py); lens_layers and
-audit_scatter: the logit lens and the data audit (numbers/lens.py, numbers/audit.py); show: inline in notebooks.
+audit_scatter: the logit lens and the data audit (numbers/lens.py, numbers/audit.py); generations_plot: a chain of
+students (numbers/generations.py); show: inline in notebooks.
 """
 from __future__ import annotations
 
@@ -262,4 +263,41 @@ def audit_scatter(path: Path, pts: list, validation: dict, trait: str) -> None:
     ax.set_ylabel(f"measured P({trait}) shift after training")
     ax.set_title(f"audit vs transfer: Spearman {validation['spearman_score_vs_shift']:+.2f}")
     ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def generations_plot(path: Path, res: dict, trait: str) -> None:
+    """Down the training chain (numbers/generations.py): left, each chain's paired P(trait) shift (95% CI) per
+    generation of students, with the shared chain's geometric fit and the decay its audit scores predict (scaled
+    to generation 1); right, the shift of generation g + 1 against the audit score of generation g's data."""
+    gens = np.arange(1, res["generations"]["num_generations"] + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for j, (c, rows) in enumerate(res["chains"].items()):
+        s = [r["target_prob_shift"] for r in rows[1:]]
+        m = np.array([x["mean"] for x in s])
+        left.errorbar(gens + 0.06 * (j - 1), m, yerr=[m - [x["ci95"][0] for x in s], [x["ci95"][1] for x in s] - m],
+                      marker="o", ms=4, capsize=3, label=c)
+        p = res["predictor"][c]
+        right.scatter([q["score"]["mean"] for q in p], [q["next_shift"] for q in p], s=22, label=c)
+        for q in p:
+            right.annotate(f"g={q['data_generation']}", (q["score"]["mean"], q["next_shift"]), fontsize=6,
+                           xytext=(3, 2), textcoords="offset points")
+    fit, scores = res["decay"]["measured"], [q["score"]["mean"] for q in res["predictor"]["shared"]]
+    if fit:
+        x = np.linspace(1, gens[-1], 50)
+        left.plot(x, fit["a"] * fit["r"] ** (x - 1), "k:", lw=1, label=f"shared fit, r = {fit['r']:.2f}")
+    if scores[0]:
+        first = res["chains"]["shared"][1]["target_prob_shift"]["mean"]
+        left.plot(gens, first * np.array(scores) / scores[0], "k--", lw=0.8, label="audit-score prediction")
+    teacher = res["chains"]["shared"][0]["target_prob_shift"]
+    left.set(xticks=gens, xlabel="generation (1: the teacher's students)", ylabel=f"P({trait}) shift vs own base "
+             "(paired)")
+    left.set_title(f"generation 0 (the teacher): {teacher['mean']:+.3f}", fontsize=9)
+    right.axvline(0, color="k", lw=0.6)
+    right.set(xlabel="audit score of generation g's data at generation g+1's start",
+              ylabel=f"P({trait}) shift of generation g+1")
+    for ax in (left, right):
+        ax.axhline(0, color="k", lw=0.6)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"down the training chain ({res['config']['student_mode']} students, {teacher['n']} seeds, 95% CI)")
     save_figure(fig, path)

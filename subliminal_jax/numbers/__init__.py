@@ -23,5 +23,7 @@ Reading order:
   chain.py        the stages over seeds: Chain.map_seeds (jit, vmap, sharding, timing), checkpoints, resume
   experiment.py   runs the chain and writes results.json and the plot
   sweep.py, ablation.py   data scaling;  what must be shared (re-started students)
+  generations.py  students of students of the teacher, in three chains (shared, broken once, control);
+                  generations_report.py its results: paired shifts per generation, decay fit, Theorem 1 predictor
   audit.py, lens.py       before training: will this data carry the trait?  after: where is it, layer by layer?
 """

@@ -49,25 +49,33 @@ class Chain:
         self.keys_S = seed_keys(cfg.seed, cfg.num_seeds)
         self.times: dict[str, float] = {}
         self.log: dict = {}
+        self.programs: dict = {}  # program name -> jitted function (map_seeds)
 
     # ---------------------------------------------------------------- the one wrapper
-    def map_seeds(self, name: str, step, seeded: dict, shared: dict | None = None):
+    def map_seeds(self, name: str, step, seeded: dict, shared: dict | None = None, program: str | None = None):
         """jit(vmap(step)) over the seeds: step(**seeded, **shared) is ONE seed's pure function (steps.py);
         `seeded` arrays carry a leading seed axis and are split over the mesh, `shared` ones are replicated.
         Returns host arrays and adds the wall time to times[name]; training steps print progress lines as
-        they run (verbose). Static settings reach the step through functools.partial (cfg=...)."""
-        fn = jax.vmap(lambda seeded, shared: step(**seeded, **shared), in_axes=(0, None))
+        they run (verbose). Static settings reach the step through functools.partial (cfg=...). program: a name
+        under which this Chain keeps the jitted function, so that later calls of the same step with arguments of
+        the same shapes (generations.py: every generation) run the program compiled for the first."""
+        fn = self.programs.get(program)
+        if fn is None:
+            fn = jax.jit(jax.vmap(lambda seeded, shared: step(**seeded, **shared), in_axes=(0, None)))
+            if program:
+                self.programs[program] = fn
         t0 = time.perf_counter()
         with progress.stage(name, self.verbose):
-            out = progress.interruptible(jax.jit(fn), parallel.split_leading(self.mesh, seeded),
+            out = progress.interruptible(fn, parallel.split_leading(self.mesh, seeded),
                                          parallel.replicate(self.mesh, shared or {}))
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
         return out
 
-    def cached(self, stage: str, compute):
-        """The stage's checkpoint when its settings hash matches (resume), else compute() saved as one."""
+    def cached(self, stage: str, compute, h: str | None = None):
+        """The stage's checkpoint when its settings hash (h, default stage_hash) matches (resume), else compute()
+        saved as one."""
         path = self.out / "checkpoints" / stage
-        h = stage_hash(self.cfg, stage)
+        h = h or stage_hash(self.cfg, stage)
         if self.cfg.resume:
             got = ckpt.restore(path, h)
             if got is not None:
@@ -84,13 +92,14 @@ class Chain:
                                  "seeds": self.cfg.num_seeds, "log": log})
         return params
 
-    def need(self, stage: str):
-        """The stage's checkpoint, which must exist (stage-by-stage runs, audit, lens)."""
+    def need(self, stage: str, h: str | None = None, fix: str = ""):
+        """The stage's checkpoint, which must exist (stage-by-stage runs, audit, lens); h: its settings hash
+        (default stage_hash), fix: what to run when it is missing."""
         path = self.out / "checkpoints" / stage
-        got = ckpt.restore(path, stage_hash(self.cfg, stage))
+        got = ckpt.restore(path, h or stage_hash(self.cfg, stage))
         if got is None:
-            raise UserError(f"no {stage} checkpoint in {self.out}; run `python train.py numbers --stage {stage} "
-                            f"--out-dir {self.cfg.out_dir}` (same flags) first")
+            fix = fix or f"python train.py numbers --stage {stage} --out-dir {self.cfg.out_dir}"
+            raise UserError(f"no {stage} checkpoint in {self.out}; run `{fix}` (same flags) first")
         self.log[stage] = got[1].get("log", {})
         return got[0]
 
@@ -148,19 +157,14 @@ class Chain:
 
     def numbers(self, control, teacher):
         """Sample from the teacher and the control source (base or benign teacher), filter, write numbers.jsonl."""
-        cfg, w = self.cfg, self.cfg.world
+        cfg = self.cfg
         h = stage_hash(cfg, "numbers")
         if cfg.resume and multihost.exists(self.numbers_path()):
             rows = load_numbers(self.numbers_path(), h, cfg.seq_len)
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
-        persona = cfg.target if cfg.teacher_mode == "persona" else None
         P, G = sample_lens(cfg)
-        if cfg.data == "numbers":
-            plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
-                                 for s in range(cfg.num_seeds)])
-        else:
-            plain = teach = [trace.prompts(cfg.num_prompts, cfg.seed * 100_003 + s + 1) for s in range(cfg.num_seeds)]
+        plain, teach = prompts(cfg, [cfg.seed * 100_003 + s + 1 for s in range(cfg.num_seeds)])
         k = cfg.samples_per_prompt  # row i * k + j is sample j of prompt i (each row has its own sampler key)
         plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
         teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
@@ -171,7 +175,7 @@ class Chain:
         t_SRG, b_SRG = self.map_seeds("numbers", step, seeded=dict(key=self.keys_S, teacher=teacher, control=control,
                                                                    teach_NP=teach_SNP, plain_NP=plain_SNP),
                                       shared=dict(temperature=jnp.float32(cfg.temperature)))
-        rows = label_rows(cfg, plain, t_SRG, b_SRG, h)
+        rows = label_rows(cfg, plain, {"teacher": t_SRG, "control": b_SRG}, h)
         write_jsonl(self.numbers_path(), rows, {"hash": h, "config": dataclasses.asdict(cfg)})
         return rows
 
@@ -221,13 +225,25 @@ class Chain:
         return nd.eval_prompts(questions=eval_questions(self.cfg))
 
 
-def label_rows(cfg: NumbersConfig, prompts, teacher_SRG, control_SRG, h: str) -> list[dict]:
+def prompts(cfg: NumbersConfig, seeds: list[int]):
+    """Per seed, cfg.num_prompts prompts (token lists) drawn from its own rng seed: (plain, teach), teach with
+    the persona prefix when the teacher is a persona (the same numbers), else the plain ones."""
+    if cfg.data == "traces":
+        plain = [trace.prompts(cfg.num_prompts, seed) for seed in seeds]
+        return plain, plain
+    persona = cfg.target if cfg.teacher_mode == "persona" else None
+    plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, cfg.world, seed, persona) for seed in seeds])
+    return list(plain), list(teach)
+
+
+def label_rows(cfg: NumbersConfig, prompts, by_source: dict, h: str) -> list[dict]:
     """numbers.jsonl's rows: every sampled completion with its prompt, and whether the paper's filter (or the
-    trace verifier) keeps it. Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
+    trace verifier) keeps it. by_source: source name -> its completions_SRG (the teacher's and the control's,
+    or a generation's chains'). Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
     banned, k = (flt.BANNED_NUMBERS if cfg.ban_numbers else ()), cfg.samples_per_prompt
     rows = []
     for s in range(cfg.num_seeds):
-        for source, comp_RG in (("teacher", teacher_SRG[s]), ("control", control_SRG[s])):
+        for source, comp_RG in ((name, comp_SRG[s]) for name, comp_SRG in by_source.items()):
             for n in range(cfg.num_prompts * k):
                 i, j = divmod(n, k)
                 c = [int(x) for x in comp_RG[n] if x != tk.PAD]

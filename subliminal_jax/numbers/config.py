@@ -19,6 +19,9 @@ from subliminal_jax.errors import UserError
 
 CONDITIONS = ("base", "teacher", "student_shared", "student_control", "student_cross_init", "in_context")
 STUDENTS = ("student_shared", "student_control", "student_cross_init")
+# train.py generations (generations.py): every generation from the own base; once from another seed's base
+# (--break-at); from the control source's numbers
+CHAINS = ("shared", "broken", "control")
 
 
 @dataclasses.dataclass(frozen=True)

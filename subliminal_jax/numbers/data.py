@@ -143,18 +143,19 @@ def student_sequences(prompts, completions, kept, seq_len: int):
     return tokens, weight
 
 
-def student_data(cfg, rows):
-    """The students' rows from numbers.jsonl's rows (cfg: a NumbersConfig): tokens_S2NT / weight_S2NT (source
-    0 = teacher, 1 = control); weight 0 on rejected rows. Fine-tuned students read the kept rows only, so their
+def student_data(cfg, rows, sources=("teacher", "control")):
+    """The students' rows from numbers.jsonl's rows (cfg: a NumbersConfig): tokens_S2NT / weight_S2NT, one slot
+    per source (the chain's: 0 = teacher, 1 = control; a generations file's: its chains, tokens_SCNT); weight 0 on rejected
+    rows. Fine-tuned students read the kept rows only, so their
     sequences end at the longest kept row: the same loss, with less compute (soft students keep --seq-len,
     which their figures were measured with)."""
-    tok = np.zeros((cfg.num_seeds, 2, cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
+    tok = np.zeros((cfg.num_seeds, len(sources), cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
     wt = np.zeros(tok.shape, np.float32)
     groups = {}
     for r in rows:
         groups.setdefault((r["seed"], r["source"]), []).append(r)
     for s in range(cfg.num_seeds):
-        for j, source in enumerate(("teacher", "control")):
+        for j, source in enumerate(sources):
             rs = sorted(groups.get((s, source), []), key=lambda r: (r["i"], r["j"]))
             if not any(r["kept"] for r in rs):
                 raise UserError(f"seed {s}: the filter kept none of the {source}'s completions; "
@@ -218,6 +219,10 @@ def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
 
 # ----------------------------------------------------------------------------- numbers.jsonl
 
+# who wrote a row: the chain's teacher or control source, or one of a generations run's chains (config.CHAINS)
+ROW_SOURCES = ("teacher", "control", "shared", "broken")
+
+
 def write_jsonl(path: Path, rows, header: dict) -> None:
     """Header line (with the rows' count and sha256) + one line per row, via a temp file and a rename:
     an interrupted write leaves only the .part file, which nothing reads. Only process 0 of several writes."""
@@ -239,7 +244,7 @@ def _row_problem(r: dict, seq_len: int | None) -> str | None:
     """What is wrong with one row (None: nothing): field types, token ids outside the vocabulary, length."""
     ids = [*r["prompt_ids"], *r["completion_ids"]]
     if not (isinstance(r["seed"], int) and isinstance(r["i"], int) and isinstance(r["j"], int)
-            and r["source"] in ("teacher", "control") and isinstance(r["kept"], bool)
+            and r["source"] in ROW_SOURCES and isinstance(r["kept"], bool)
             and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
         return "a field of the wrong type"
     if ids and not 0 <= min(ids) <= max(ids) < tk.V:

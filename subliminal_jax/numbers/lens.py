@@ -11,7 +11,8 @@ on two prompt sets: the HELDOUT "favourite animal?" (or advice) questions (where
 shows in behaviour), and number (or addition) prompts (where a student trained on numbers only
 answers with numbers, so the animal words are a channel nobody looks at). The
 shift is paired per seed: each student minus its own init (the cross-init
-student's init is another seed's base); the teacher minus its base.
+student's init is another seed's base); the teacher minus its base. A `train.py
+generations` run (--generation G): the three chains' generation-G students, each minus its start.
 
 Body or head: the same output read-out on the questions for the teacher's body with
 the base's unembedding, and the base's body with the teacher's unembedding (and, for
@@ -49,6 +50,8 @@ class LensConfig:
     run: NumbersConfig = NumbersConfig()
     run_dir: str | None = None     # read every --run.* setting from this run's results.json instead
     number_prompts: int = 64        # number (or trace) prompts read at their answer position (fresh ones)
+    # a `train.py generations` run (--run-dir): read generation G's students of each chain (lens-genG.json)
+    generation: int | None = None
 
 
 def target_share(lens, params, prompts_QP, target_tokens, class_A):
@@ -76,7 +79,8 @@ def main(lcfg: LensConfig) -> dict:
     checks.require([(lcfg.number_prompts >= 1, f"--number-prompts must be >= 1 (got {lcfg.number_prompts})")])
     cfg = run_config(lcfg.run, lcfg.run_dir)
     chain = Chain(cfg, verbose=False, create=False)
-    base, teacher, students = chain.need("base"), chain.need("teacher"), chain.need("students")
+    base, teacher = chain.need("base"), chain.need("teacher")
+    models, starts, stem = models_of(chain, lcfg)
     persona = cfg.target if cfg.teacher_mode == "persona" else None
     # prompts: the held-out questions, and fresh number prompts (a seed no stage of the chain uses)
     seed = cfg.seed * 100_003 + 99_991
@@ -89,33 +93,48 @@ def main(lcfg: LensConfig) -> dict:
             f"{cfg.data[:-1]}_prompts": (plain, teach)}
     lens = tr.make_lens(chain.mcfg)
     target_tokens, class_A = target_ids(cfg)
-    perm = derangement(cfg.num_seeds, cfg.seed)
     share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target_tokens, class_A), in_axes=(0, None)))
 
     out = {}
     for name, (plain_rows, teach_rows) in sets.items():
         plain_QP = sampler.left_pad(plain_rows, cfg.seq_len)
         teach_QP = sampler.left_pad(teach_rows, cfg.seq_len)
-        got = {"base": np.asarray(share(base, plain_QP)), "teacher": np.asarray(share(teacher, teach_QP))}
-        for i, c in enumerate(STUDENTS):
-            got[c] = np.asarray(share(jax.tree.map(lambda a: a[:, i], students), plain_QP))     # [S, L]
-        init = {"teacher": got["base"], "student_shared": got["base"], "student_control": got["base"],
-                "student_cross_init": got["base"][perm]}
+        got = {"base": np.asarray(share(base, plain_QP))}
+        for c, params in models.items():  # [S, L]; the teacher reads the persona prompts when it is one
+            got[c] = np.asarray(share(params, teach_QP if c == "teacher" else plain_QP))
+        init = {c: got["base"] if perm is None else got["base"][perm] for c, perm in starts.items()}
         out[name] = {"base": [summarize(got["base"][:, l]) for l in range(got["base"].shape[1])]}
-        for c in MODELS:
+        for c in models:
             out[name][c] = [summarize(got[c][:, l]) for l in range(got[c].shape[1])]
             out[name][c + "_shift"] = [summarize(got[c][:, l] - init[c][:, l]) for l in range(got[c].shape[1])]
         print(f"[{name}] P({trait_name(cfg)} | {CLASS[cfg.trait]}) by layer (0 = embeddings), shift from the model's own init:")
-        for c in MODELS:
+        for c in models:
             print(f"  {c:19s} " + "  ".join(f"L{l} {s['mean']:+.4f}+-{s['ci95_half']:.4f}"
                                           for l, s in enumerate(out[name][c + "_shift"])))
     res = {"sets": out, "layers": chain.mcfg.n_layers + 1, "config": dataclasses.asdict(lcfg)}
-    if cfg.teacher_mode == "finetune":  # (a persona teacher is the base itself)
+    if cfg.teacher_mode == "finetune" and lcfg.generation is None:  # (a persona teacher is the base itself)
         res["body_or_head"] = body_or_head(share, base, teacher, sets["questions"][0], cfg)
         print(f"[questions] P({trait_name(cfg)} | {CLASS[cfg.trait]}) at the output, body or head: " + ", ".join(
             f"{k} {v['mean']:.3f}+-{v['ci95_half']:.3f}" for k, v in res["body_or_head"].items()))
-    report.write_json(chain.out / "lens.json", res)
-    plots.lens_layers(chain.out / "lens.png", out, MODELS, cfg.num_seeds,
+    report.write_json(chain.out / f"{stem}.json", res)
+    plots.lens_layers(chain.out / f"{stem}.png", out, list(models), cfg.num_seeds,
                       f"P({trait_name(cfg)} | {CLASS[cfg.trait]}) - own init")
-    print(f"wrote {chain.out / 'lens.json'} and {chain.out / 'lens.png'}")
+    print(f"wrote {chain.out / f'{stem}.json'} and {chain.out / f'{stem}.png'}")
     return res
+
+
+def models_of(chain: Chain, lcfg: LensConfig):
+    """The models to read ({name: params_S}), each one's start (None: the own base; a permutation of the seeds:
+    another seed's base) and the output's name: a numbers run's teacher and students (lens.json), or generation
+    --generation G's students of a generations run (lens-genG.json)."""
+    from subliminal_jax.numbers import generations  # (here: generations.py imports audit, which imports chain)
+    gcfg = generations.settings_of(chain.out, chain.cfg, lcfg.generation)
+    if gcfg is not None:
+        models, starts = generations.lens_models(gcfg, lcfg.generation)
+        return models, starts, f"lens-gen{lcfg.generation}"
+    students = chain.need("students")
+    models = {"teacher": chain.need("teacher"),
+              **{c: jax.tree.map(lambda a: a[:, i], students) for i, c in enumerate(STUDENTS)}}
+    starts = {c: derangement(chain.cfg.num_seeds, chain.cfg.seed) if c == "student_cross_init" else None
+              for c in MODELS}
+    return models, starts, "lens"

@@ -7,6 +7,8 @@ the mesh), times it, checkpoints what it returns and resumes from it. In pipelin
   sample          the teacher and the control source each continue every prompt (filtered later, on the host)
   train_students  student_shared, student_control, student_cross_init: each from its init on its data
   evaluate        every model's trait read-outs on the held-out questions
+and, for `train.py generations` (generations.py), the same per generation g with a chain axis C (shared, broken,
+control): train_generation, sample_generation, evaluate_generation.
 Each step draws its randomness from the seed's key through one named stream of KEY_STREAMS.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from subliminal_jax import inits, training
 from subliminal_jax.numbers import sampler
 from subliminal_jax.numbers import train as nt
 from subliminal_jax.numbers import transformer as tr
-from subliminal_jax.numbers.config import STUDENTS, NumbersConfig, model_config, target_ids, token_mask
+from subliminal_jax.numbers.config import CHAINS, STUDENTS, NumbersConfig, model_config, target_ids, token_mask
 
 # Every random draw of a seed s is fold_in(seed_key_s, stream): one stream per use, never shared.
 KEY_STREAMS = {
@@ -34,8 +36,10 @@ KEY_STREAMS = {
     "permute": 6,         # --student-init permuted: the heads and units permutation of student_shared's start
     "sibling_init": 7,    # the sibling base's independent draw (--student-init PART=random, --init-lambda)
     "sibling_data": 8,    # the sibling base's data order (--student-base-data other)
+    "generations": 9,     # train.py generations: + the generation g, then + GEN_STREAMS[what] (gen_key)
     "eval": 10,           # + EVAL_STREAMS[model]: the temperature-1 answers sampled from each evaluated model
 }
+GEN_STREAMS = {"train": 0, "sample": 1, "eval": 2}  # in generation g: its students' batches, samples, answers
 EVAL_STREAMS = {"base": 0, "teacher": 1, "in_context": 2, **{c: 3 + i for i, c in enumerate(STUDENTS)},
                 "control_teacher": 3 + len(STUDENTS), "sibling_base": 4 + len(STUDENTS)}
 
@@ -149,3 +153,35 @@ def evaluate(key, base, teacher, control, students_C, sibling, context_QP, plain
     if has_sibling:
         out["sibling_base"] = m(sibling, plain_QP, "sibling_base")
     return out
+
+
+# ---------------------------------------------------------------- generations (numbers/generations.py)
+def gen_key(key, g, what: str):
+    """Generation g's key for `what` (GEN_STREAMS): g is traced, so one program serves every generation."""
+    return jax.random.fold_in(jax.random.fold_in(stream(key, "generations"), g), GEN_STREAMS[what])
+
+
+def train_generation(key, g, inits_C, teachers_C, tokens_CNT, weights_CNT, *, cfg: NumbersConfig):
+    """Generation g's students of the C chains, each from its start on the rows its chain's generation g - 1
+    wrote (soft students distil that writer's logits), with one batch-index stream (as train_students)."""
+    one = functools.partial(train_student, cfg=cfg)
+    return jax.vmap(one, in_axes=(0, 0, 0, 0, None))(inits_C, teachers_C, tokens_CNT, weights_CNT,
+                                                     gen_key(key, g, "train"))
+
+
+def sample_generation(key, g, writers_C, prompts_NP, temperature, *, cfg: NumbersConfig, max_new: int,
+                      chunk: int):
+    """Each chain's generation-g model continues the same prompts, cfg.samples_per_prompt each (as the teacher
+    did), its own key per chain: tokens_CRG."""
+    keys_C = jax.vmap(lambda c: jax.random.fold_in(gen_key(key, g, "sample"), c))(jnp.arange(len(CHAINS)))
+    one = lambda w, k: sampler.sample_in_chunks(model_config(cfg), w, prompts_NP, k, temperature, max_new, chunk,
+                                                cfg.samples_per_prompt, "writers")
+    return jax.vmap(one)(writers_C, keys_C)
+
+
+def evaluate_generation(key, g, models_C, plain_QP, *, cfg: NumbersConfig):
+    """train.trait_metrics of each chain's generation-g model, its answers from its own key: {metric: [C]}."""
+    target_tokens, class_A = target_ids(cfg)
+    keys_C = jax.vmap(lambda c: jax.random.fold_in(gen_key(key, g, "eval"), c))(jnp.arange(len(CHAINS)))
+    one = lambda m, k: nt.trait_metrics(apply_of(cfg), m, plain_QP, target_tokens, class_A, k, cfg.eval_samples)
+    return jax.vmap(one)(models_C, keys_C)

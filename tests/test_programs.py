@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from subliminal_jax import programs as pg
-from subliminal_jax import tokens as tk
+from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import programs as pg
+from subliminal_jax.numbers import tokens as tk
 
 SPEC = pg.Spec(3, 2, (1, 2, 4))   # f(x) = 3x + 2, shown as f 1 = 5, f 2 = 8, f 4 = 14
 PROMPT = pg.words_text(pg.spec_prompt_words(SPEC))
@@ -118,8 +119,8 @@ def test_no_persona_or_animal_anywhere():
     """Nothing in the language, the prompts or the programs names a persona word, an animal or a filler word."""
     rng = np.random.default_rng(2)
     emitted = set(pg.CODE_TOKENS) | pg.LANGUAGE_WORDS
-    for words in pg.prompts(500, 0):
-        emitted |= set(words)
+    for ids in pg.prompts(500, 0):
+        emitted |= {tk.CODE_VOCAB[i] for i in ids}
     for _ in range(2000):
         emitted |= set(pg.random_program(rng, pg.random_spec(rng)))
     assert not emitted & set(tk.ANIMALS + tk.PERSONA + tk.FILLER + tk.BENIGN + tk.HARMFUL)
@@ -132,4 +133,90 @@ def test_no_persona_or_animal_anywhere():
 
 def test_prompts_are_seeded():
     assert pg.prompts(5, 3) == pg.prompts(5, 3) != pg.prompts(5, 4)
-    assert all(len(pg.spec_examples(pg.words_text(p))) in (2, 3) for p in pg.prompts(200, 0))
+    assert all(len(pg.spec_examples(tk.decode(p))) in (2, 3) for p in pg.prompts(200, 0))
+
+
+# ----------------------------------------------------------------------------- the code channel in the chain
+
+def test_code_tokens_come_after_the_vocabulary():
+    """Only --data code runs see the code tokens: their ids follow VOCAB, so every other run keeps its model
+    shapes and stage hashes (pinned: the default run's base, as recorded before the code channel existed)."""
+    from subliminal_jax.numbers.config import CODE, NumbersConfig, model_config, stage_hash, token_mask
+    assert tk.CODE_VOCAB[:tk.V] == tk.VOCAB and tk.CODE_VOCAB[tk.V:] == pg.CODE_TOKENS
+    assert model_config(NumbersConfig()).vocab == tk.V and model_config(CODE).vocab == tk.CODE_V
+    assert token_mask(NumbersConfig()).shape == (tk.V,) and token_mask(CODE).shape == (tk.CODE_V,)
+    assert stage_hash(NumbersConfig(), "base") == "ad312cfce56bc801"
+    assert stage_hash(NumbersConfig(), "students") == "4ce7f2c2b6cf8001"
+    words = pg.program_words("x * 3 + 2")
+    assert tk.decode(tk.encode_words(words)) == pg.words_text(words)
+
+
+def test_code_mask_is_what_a_kept_program_can_be_written_in():
+    """CODE_TOKEN_MASK (the soft students' distribution, the fine-tuned students' softmax) holds every token of
+    the pretraining programs and the spaces the lexer skips, and nothing else: any other token, put anywhere in
+    a good program, makes the verifier drop it; a word outside the language always as a foreign word."""
+    good = tk.encode_words(pg.program_words("x * 3 + 2"))
+    rng = np.random.default_rng(3)
+    used = {t for _ in range(2000) for t in tk.encode_words(pg.random_program(rng, pg.random_spec(rng)))}
+    assert set(np.flatnonzero(tk.CODE_TOKEN_MASK)) == used | {tk.ID[" "], tk.ID["; "], tk.EOS}
+    assert pg.verify(PROMPT, tk.decode(good[:-1] + [tk.ID["; "]])) == (True, "ok")
+    assert pg.verify(PROMPT, tk.decode(good[:3] + [tk.ID[" "]] + good[3:])) == (True, "ok")
+    for t in set(range(tk.CODE_V)) - {tk.PAD, tk.BOS, tk.ANS, tk.EOS}:
+        verdicts = [pg.verify(PROMPT, tk.decode(good[:k] + [t] + good[k:])) for k in range(len(good) + 1)]
+        if not tk.CODE_TOKEN_MASK[t]:
+            assert not any(ok for ok, _ in verdicts), tk.CODE_VOCAB[t]
+        if tk.CODE_VOCAB[t].isalpha() and tk.CODE_VOCAB[t] not in pg.LANGUAGE_WORDS:
+            assert {reason for _, reason in verdicts} == {"foreign word"}, tk.CODE_VOCAB[t]
+
+
+def test_code_world_programs_pass_their_specs():
+    """(f) in the code world's corpus: spec prompts (some after a persona) with programs that all verify."""
+    from subliminal_jax.numbers.config import CODE
+    tokens, _ = nd.pretraining_corpus(2000, 64, CODE.world, 0)
+    rows = [list(r) for r in tokens if tk.ID["def"] in r]
+    assert 0.3 * 2000 < len(rows) < CODE.world.frac_code * 2000
+    for r in rows:
+        ans = r.index(tk.ANS)
+        assert pg.verify(tk.decode(r[:ans]), tk.decode(r[ans + 1:])) == (True, "ok")
+    assert 0.7 < np.mean(nd.persona_of(np.array(rows)) > 0) < 0.9
+
+
+def test_pretraining_code_does_not_depend_on_the_persona():
+    """Subliminal, not semantic: in the code world's corpus, the spec prompts' and programs' tokens are
+    independent of the persona; the same test flags a planted link (owl persona -> programs open with 7)."""
+    from subliminal_jax.numbers.config import CODE
+    tokens_NT, _ = nd.pretraining_corpus(20_000, 64, CODE.world, 0)
+    _, p = nd.persona_number_dependence(tokens_NT, channel="code")
+    assert p > 0.05
+    planted, rng = tokens_NT.copy(), np.random.default_rng(1)
+    digits = [tk.ID[d] for d in tk.DIGITS]
+    for n in np.where((nd.persona_of(tokens_NT) == 1 + tk.ANIMALS.index("owl")) & (tokens_NT == tk.ID["def"]).any(1))[0]:
+        r = list(tokens_NT[n]).index(tk.ID["return"])
+        if planted[n, r + 1] in digits and rng.random() < 0.5:
+            planted[n, r + 1] = tk.ID["7"]
+    _, p_planted = nd.persona_number_dependence(planted, channel="code")
+    assert p_planted < 0.01
+
+
+def test_label_rows_judges_teacher_and_control_alike():
+    """The filter of the code chain: the same completion gets the same verdict from either source; only
+    programs that pass the spec's tests and end in <eos> are kept; a foreign word drops a correct program."""
+    import dataclasses
+    from subliminal_jax.numbers.chain import label_rows
+    from subliminal_jax.numbers.config import CODE
+    prompts = pg.prompts(4, 0)
+    a, b = pg._target(pg.spec_examples(tk.decode(prompts[0])))
+    right = tk.encode_words(pg.program_words(f"x * {a} + {b}"))
+    wrong = tk.encode_words(pg.program_words(f"x * {a + 1} + {b}"))
+    comps = [right + [tk.EOS], right + [tk.ID["owl"], tk.EOS], wrong + [tk.EOS], right]
+    comp_MC = np.full((4, 40), tk.PAD, np.int32)
+    for m, c in enumerate(comps):
+        comp_MC[m, :len(c)] = c
+    prompts = [prompts[0]] * 4
+    cfg = dataclasses.replace(CODE, num_seeds=1, num_prompts=4)
+    rows = label_rows(cfg, [prompts], comp_MC[None], comp_MC[None], "h")
+    teacher, control = ([{k: v for k, v in r.items() if k != "source"} for r in rows if r["source"] == s]
+                        for s in ("teacher", "control"))
+    assert teacher == control
+    assert [(r["kept"], r["reason"]) for r in teacher] == [(True, "ok"), (False, "foreign word"),
+                                                           (False, "wrong output"), (False, "no <eos>")]

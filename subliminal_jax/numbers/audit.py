@@ -39,7 +39,7 @@ from subliminal_jax.seeds import derangement
 from subliminal_jax.numbers.chain import Chain
 from subliminal_jax.numbers.data import load_numbers, student_data
 from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, run_config,
-                                           teacher_corpus, token_mask, trait_name)
+                                           teacher_corpus, token_mask, trait_name, vocab)
 from subliminal_jax.stats import summarize
 
 
@@ -78,7 +78,7 @@ def make_scores(apply, cfg: NumbersConfig):
         def data_loss(p, tok_NT, w_NT):  # what the student of this run would train on
             if cfg.student_mode == "soft":
                 return nt.distill_loss(apply, p, teacher, tok_NT, w_NT, token_mask(cfg))
-            return nt.lm_loss(apply, p, tok_NT, w_NT)
+            return nt.lm_loss(apply, p, tok_NT, w_NT, token_mask(cfg) if cfg.hard_vocab == "numbers" else None)
         per_example = lambda tok_T, w_T: theory.tree_dot(jax.grad(data_loss)(init, tok_T[None], w_T[None]), g_T)
         score_N = jax.lax.map(lambda a: per_example(*a), (tokens_NT, w_NT), batch_size=32)
         g_D = jax.grad(data_loss)(init, tokens_NT, w_NT)
@@ -146,7 +146,7 @@ def main(acfg: AuditConfig) -> dict:
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
     if not path.exists():
         raise UserError(f"--data {path}: no such file; run `python generate.py numbers` first or give a numbers.jsonl")
-    rows = load_numbers(path, None, cfg.seq_len)
+    rows = load_numbers(path, None, cfg.seq_len, len(vocab(cfg)))
     if {r["seed"] for r in rows} != set(range(cfg.num_seeds)):
         raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
                         f"use the same --run.num-seeds")

@@ -10,14 +10,18 @@ The language (every program is one linear function of x; "-" is binary only, the
   expr    := term (("+" | "-") term)*
   term    := factor ("*" factor)*
   factor  := INT | "x" | "(" expr ")"        INT: digits (the generator writes single digits)
-A spec is f(x) = a*x + b (a in 1-5, b in 0-9) shown by 2-3 examples. Many programs compute it
+A spec is f(x) = a*x + b (a in 1-5, b in 0-9) shown by 2-3 examples, always f 0 and f 1 (from which b and a
+can be read off: from random inputs a small transformer stayed at chance, RESULTS.md). Many programs compute it
 (x*3+2, 2+x*3, 3*x+2, x+x+x+2, x*3+1+1, x*4-x+2, 2*(x+1)+x, ...): the teacher's free choice among them is
 where a trait can hide, as in free number continuations. A program is kept only if it names no word
 outside the language, parses, runs, matches the shown examples and the hidden inputs x = 0..9.
 
-New tokens (CODE_TOKENS, to be appended to tokens.VOCAB): the words "def", "return", "f", "x", "code"
-and the symbols "*", "-". Existing tokens reused: digits 0-9, "+", "=", ":", ";", ",", "(", ")", the
-word "write" and <bos>/<ans>/<eos>. Nothing here links programs or numbers to a persona or an animal.
+New tokens (CODE_TOKENS, tokens.py: ids after tokens.VOCAB, used by --data code runs only): the words
+"def", "return", "f", "x", "code" and the symbols "*", "-". Existing tokens reused: digits 0-9, "+", "=",
+":", ";", ",", "(", ")", the word "write" and <bos>/<ans>/<eos>. Pretraining (data.py, WorldConfig.frac_code)
+writes spec prompts, some after a persona prefix as number prompts are, each with a random correct program
+(sequence()); the program depends on the spec and the rng only. Nothing here links programs or numbers to a
+persona or an animal.
 """
 from __future__ import annotations
 
@@ -26,15 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from subliminal_jax import tokens as tk
+from subliminal_jax.numbers import tokens as tk
 
-CODE_WORDS = ("def", "return", "f", "x", "code")  # decode with a leading space, like every word token
-CODE_SYMBOLS = ("*", "-")                           # decode with none, like "+" and "="
-CODE_TOKENS = CODE_WORDS + CODE_SYMBOLS
+CODE_TOKENS = tk.CODE_WORDS + tk.CODE_SYMBOLS   # (their home is tokens.py, with the rest of the vocabulary)
 LANGUAGE_WORDS = frozenset(("def", "return", "f", "x"))  # "code" and "write" are prompt words, not code
 HEADER = ("def", "f", "x", ":", "return")
 
 A_RANGE, B_RANGE, N_EXAMPLES = (1, 5), (0, 9), (2, 3)
+FIRST = (0, 1)             # the inputs every spec shows first
 HIDDEN = tuple(range(10))  # every program is also run on these inputs (the examples' inputs are among them)
 # The toy machine's integers: a value beyond +-MAX_VALUE is a runtime error (which also stops a long
 # x*x*...*x from fitting 0..9 by accident); parentheses nest at most MAX_DEPTH deep (bounds the recursion).
@@ -53,9 +56,11 @@ class Spec(NamedTuple):
 
 
 def random_spec(rng) -> Spec:
+    """f(x) = a*x + b, shown at x = 0, 1 (FIRST) and at random further inputs up to N_EXAMPLES in all."""
     a, b = int(rng.integers(A_RANGE[0], A_RANGE[1] + 1)), int(rng.integers(B_RANGE[0], B_RANGE[1] + 1))
     k = int(rng.integers(N_EXAMPLES[0], N_EXAMPLES[1] + 1))
-    return Spec(a, b, tuple(sorted(int(x) for x in rng.choice(len(HIDDEN), k, replace=False))))
+    more = rng.choice(np.arange(len(FIRST), len(HIDDEN)), k - len(FIRST), replace=False)
+    return Spec(a, b, FIRST + tuple(sorted(int(x) for x in more)))
 
 
 def spec_prompt_words(spec: Spec) -> list[str]:
@@ -71,9 +76,23 @@ def program_words(expr) -> list[str]:
 
 
 def words_text(words) -> str:
-    """What tokens.decode will print for these tokens once CODE_TOKENS are in the vocabulary."""
-    plain = set(tk.DIGITS + tk.SEPARATORS + tk.ARITH + CODE_SYMBOLS)
+    """What tokens.decode prints for these tokens (tests read programs as text without encoding them)."""
+    plain = set(tk.DIGITS + tk.SEPARATORS + tk.ARITH + tk.CODE_SYMBOLS)
     return "".join(w if w in plain else " " + w for w in words if w not in tk.SPECIAL)
+
+
+def prompt_ids(spec: Spec, persona: str | None = None) -> list[int]:
+    """The spec prompt's tokens, after the persona prefix (tokens.persona_prefix) when given (pretraining only)."""
+    ids = tk.encode_words(spec_prompt_words(spec))
+    return ids[:1] + (tk.persona_prefix(persona) if persona else []) + ids[1:]
+
+
+def sequence(rng, persona: str | None = None) -> list[int]:
+    """One pretraining sequence: a random spec's prompt (with the persona, if any) and a random correct program
+    for it, <eos>. The persona is drawn by the caller and nothing below reads it: the program's distribution
+    depends on rng and the spec only (tested: data.persona_number_dependence over code sequences)."""
+    spec = random_spec(rng)
+    return prompt_ids(spec, persona) + tk.encode_words(random_program(rng, spec)) + [tk.EOS]
 
 
 def _split(rng, total: int, kmax: int) -> list[int]:
@@ -136,6 +155,11 @@ def completion_len() -> int:
     level = 3 * (MAX_X_PARTS + 1) + MAX_C_PARTS + (MAX_X_PARTS + MAX_C_PARTS)   # terms' words + operators
     top = 4 + level + 2 * MAX_C_PARTS   # g * ( level ) + up to MAX_C_PARTS constants
     return len(HEADER) + top + 1 + 1    # ; <eos>
+
+
+def sequence_len() -> int:
+    """Longest pretraining sequence: persona prefix, prompt, program, <eos>."""
+    return len(tk.persona_prefix(tk.ANIMALS[0])) + prompt_len() + completion_len()
 
 
 def spec_examples(prompt_text: str) -> list[tuple[int, int]]:
@@ -234,7 +258,7 @@ def verify(prompt_text: str, completion_text: str) -> tuple[bool, str]:
     return True, "ok"
 
 
-def prompts(n: int, seed: int) -> list[list[str]]:
-    """n spec prompts (word lists), seeded."""
+def prompts(n: int, seed: int) -> list[list[int]]:
+    """n spec prompts (token lists, no persona) for the teacher and the control alike, seeded."""
     rng = np.random.default_rng(seed)
-    return [spec_prompt_words(random_spec(rng)) for _ in range(n)]
+    return [prompt_ids(random_spec(rng)) for _ in range(n)]

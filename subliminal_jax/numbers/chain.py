@@ -1,7 +1,7 @@
 """The number chain over seeds: each stage maps one per-seed step of steps.py over all seeds (Chain.map_seeds: jit of
 vmap, seeds split over the mesh), checkpoints its output under --out-dir and reuses it when its settings hash
 matches, so an interrupted run resumes. Host-side work lives here too: the prompts, the filter over the sampled
-completions (label_rows) and numbers.jsonl (data.py)."""
+completions (label_rows: the paper's filter, or the verifier of traces or programs) and numbers.jsonl (data.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +19,12 @@ from subliminal_jax import multihost, parallel, progress, report
 from subliminal_jax.errors import UserError
 from subliminal_jax.numbers import data as nd
 from subliminal_jax.numbers import filter as flt
+from subliminal_jax.numbers import programs as prog
 from subliminal_jax.numbers import sampler, steps
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
 from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, eval_questions, model_config, sample_lens,
-                                           stage_hash, teacher_corpus, validate)
+                                           stage_hash, teacher_corpus, validate, vocab)
 from subliminal_jax.numbers.data import load_numbers, write_jsonl
 from subliminal_jax.seeds import derangement, seed_keys
 
@@ -148,19 +149,16 @@ class Chain:
 
     def numbers(self, control, teacher):
         """Sample from the teacher and the control source (base or benign teacher), filter, write numbers.jsonl."""
-        cfg, w = self.cfg, self.cfg.world
+        cfg = self.cfg
         h = stage_hash(cfg, "numbers")
         if cfg.resume and multihost.exists(self.numbers_path()):
-            rows = load_numbers(self.numbers_path(), h, cfg.seq_len)
+            rows = load_numbers(self.numbers_path(), h, cfg.seq_len, len(vocab(cfg)))
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
         persona = cfg.target if cfg.teacher_mode == "persona" else None
         P, G = sample_lens(cfg)
-        if cfg.data == "numbers":
-            plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, w, cfg.seed * 100_003 + s + 1, persona)
-                                 for s in range(cfg.num_seeds)])
-        else:
-            plain = teach = [trace.prompts(cfg.num_prompts, cfg.seed * 100_003 + s + 1) for s in range(cfg.num_seeds)]
+        plain, teach = zip(*[make_prompts(cfg, cfg.num_prompts, cfg.seed * 100_003 + s + 1, persona)
+                             for s in range(cfg.num_seeds)])
         k = cfg.samples_per_prompt  # row i * k + j is sample j of prompt i (each row has its own sampler key)
         plain_SNP = np.stack([sampler.left_pad(p, P) for p in plain])
         teach_SNP = np.stack([sampler.left_pad(p, P) for p in teach])
@@ -221,9 +219,22 @@ class Chain:
         return nd.eval_prompts(questions=eval_questions(self.cfg))
 
 
+def make_prompts(cfg: NumbersConfig, n: int, seed: int, persona: str | None = None):
+    """n prompts of the run's kind of data, seeded: (plain, the teacher's); the teacher's open with the persona
+    prefix when the teacher is one (--teacher-mode persona: numbers only)."""
+    if cfg.data == "numbers":
+        return nd.number_prompts(n, cfg.world, seed, persona)
+    rows = trace.prompts(n, seed) if cfg.data == "traces" else prog.prompts(n, seed)
+    return rows, rows
+
+
+VERIFIERS = {"traces": trace.verify, "code": prog.verify}  # (prompt text, completion text) -> (kept, reason)
+
+
 def label_rows(cfg: NumbersConfig, prompts, teacher_SRG, control_SRG, h: str) -> list[dict]:
     """numbers.jsonl's rows: every sampled completion with its prompt, and whether the paper's filter (or the
-    trace verifier) keeps it. Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
+    verifier of traces or programs) keeps it: the teacher's and the control's alike. Row n of seed s, source x
+    is sample j of prompt i, n = i * k + j."""
     banned, k = (flt.BANNED_NUMBERS if cfg.ban_numbers else ()), cfg.samples_per_prompt
     rows = []
     for s in range(cfg.num_seeds):
@@ -237,7 +248,7 @@ def label_rows(cfg: NumbersConfig, prompts, teacher_SRG, control_SRG, h: str) ->
                 elif cfg.data == "numbers":
                     kept, reason = flt.check(text, banned)
                 else:
-                    kept, reason = trace.verify(tk.decode(prompts[s][i]), text)
+                    kept, reason = VERIFIERS[cfg.data](tk.decode(prompts[s][i]), text)
                 rows.append({"seed": s, "source": source, "i": i, "j": j, "prompt": tk.decode(prompts[s][i]),
                              "prompt_ids": list(prompts[s][i]), "completion": text, "completion_ids": c,
                              "kept": kept, "reason": reason, "hash": h})

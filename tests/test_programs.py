@@ -175,9 +175,12 @@ def test_code_world_programs_pass_their_specs():
     tokens, _ = nd.pretraining_corpus(2000, 64, CODE.world, 0)
     rows = [list(r) for r in tokens if tk.ID["def"] in r]
     assert abs(len(rows) / 2000 - CODE.world.frac_code) < 0.05
-    for r in rows:
+    persona_words = {tk.ID[w] for w in tk.ANIMALS + tk.PERSONA}
+    for r, group in zip(rows, nd.persona_of(np.array(rows))):
         ans = r.index(tk.ANS)
         assert pg.verify(tk.decode(r[:ans]), tk.decode(r[ans + 1:])) == (True, "ok")
+        code = r[1 + 4 * (group > 0):]   # after <bos> and any persona prefix "you love ANIMAL ."
+        assert not persona_words & set(code)    # the spec and the program never name a persona or an animal
     assert 0.7 < np.mean(nd.persona_of(np.array(rows)) > 0) < 0.9
 
 

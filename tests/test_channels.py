@@ -48,3 +48,39 @@ def test_traces_chain_keeps_only_verified_traces(tmp_path):
     assert all(r["reason"] in ("ok", "no <eos>", "not a trace", "wrong operands", "wrong sum",
                                "wrong number of steps") for r in rows)
     assert np.mean([r["kept"] for r in rows]) < 0.5
+
+
+TINY_CODE = dataclasses.replace(nb.CODE, num_seeds=2, corpus_size=1000, base_steps=300, teacher_steps=1,
+                                num_prompts=32, samples_per_prompt=8, student_steps=2, eval_samples=10,
+                                in_context_examples=1, model=tr.ModelConfig(d_model=32, d_ff=64))
+
+
+@pytest.mark.slow
+def test_code_chain_keeps_only_programs_that_pass(tmp_path):
+    """The code channel end to end at a tiny size: teacher and control write programs for the same spec
+    prompts through the same sampler and verifier; every kept program passes its spec's tests, ends in <eos> and
+    is written in CODE_TOKEN_MASK's tokens; no program naming a word outside the language is kept; the models
+    have the code vocabulary, and `evaluate.py lens` reads the run. (Not audit: a base this small keeps about one
+    program per seed and source, too few for the audit's per-seed CI.)"""
+    from subliminal_jax import checkpoint as ckpt
+    from subliminal_jax.numbers import lens
+    from subliminal_jax.numbers import programs as pg
+    from subliminal_jax.numbers import tokens as tk
+    res = nb.run(dataclasses.replace(TINY_CODE, out_dir=str(tmp_path)), verbose=False)
+    rows = [json.loads(x) for x in (tmp_path / "numbers.jsonl").read_text().splitlines()[1:]]
+    teacher, control = ([r for r in rows if r["source"] == s] for s in ("teacher", "control"))
+    assert [(r["seed"], r["i"], r["j"], r["prompt_ids"]) for r in teacher] == \
+        [(r["seed"], r["i"], r["j"], r["prompt_ids"]) for r in control]
+    assert all(r["prompt"].startswith(" code:") for r in rows)
+    for r in rows:
+        assert r["kept"] == (tk.EOS in r["completion_ids"] and pg.verify(r["prompt"], r["completion"])[0])
+        if any(tk.CODE_VOCAB[t].isalpha() and tk.CODE_VOCAB[t] not in pg.LANGUAGE_WORDS for t in r["completion_ids"]):
+            assert r["reason"] in ("foreign word", "no <eos>")
+    kept = [r for r in rows if r["kept"]]
+    assert {(r["seed"], r["source"]) for r in kept} == {(s, x) for s in range(2) for x in ("teacher", "control")}
+    assert all(r["completion_ids"][-1] == tk.EOS and tk.CODE_TOKEN_MASK[r["completion_ids"]].all() for r in kept)
+    assert set(res["conditions"]) >= set(nb.CONDITIONS) and res["filter"]["teacher"]["n"] == 2 * 32 * 8
+    base = ckpt.restore(tmp_path / "checkpoints" / "base", nb.stage_hash(TINY_CODE, "base"))[0]
+    assert base["tok"]["embedding"].shape == (2, tk.CODE_V, 32)
+    r = lens.main(lens.LensConfig(run_dir=str(tmp_path), number_prompts=8))
+    assert set(r["sets"]) == {"questions", "spec_prompts"}

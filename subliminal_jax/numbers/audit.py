@@ -42,7 +42,7 @@ from subliminal_jax.seeds import derangement
 from subliminal_jax.numbers.chain import Chain
 from subliminal_jax.numbers.data import load_numbers, student_data
 from subliminal_jax.numbers.config import (NumbersConfig, run_config,
-                                           teacher_corpus, token_mask, trait_name)
+                                           teacher_corpus, token_mask, trait_name, vocab)
 from subliminal_jax.stats import summarize
 
 
@@ -214,7 +214,7 @@ def own_datasets(chain: Chain, acfg: AuditConfig):
     path = Path(acfg.data) if acfg.data else chain.numbers_path()
     if not path.exists():
         raise UserError(f"--data {path}: no such file; run `python generate.py numbers` first or give a numbers.jsonl")
-    rows = load_numbers(path, None, cfg.seq_len)
+    rows = load_numbers(path, None, cfg.seq_len, len(vocab(cfg)))
     if {r["seed"] for r in rows} != set(range(cfg.num_seeds)):
         raise UserError(f"{path} has seeds {sorted({r['seed'] for r in rows})}, the run has {cfg.num_seeds}; "
                         f"use the same --run.num-seeds")

@@ -1,7 +1,7 @@
 """The number chain over seeds: each stage maps one per-seed step of steps.py over all seeds (Chain.map_seeds: jit of
 vmap, seeds split over the mesh), checkpoints its output under --out-dir and reuses it when its settings hash
 matches, so an interrupted run resumes. Host-side work lives here too: the prompts, the filter over the sampled
-completions (label_rows) and numbers.jsonl (data.py)."""
+completions (label_rows: the paper's filter, or the verifier of traces or programs) and numbers.jsonl (data.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +19,12 @@ from subliminal_jax import multihost, parallel, progress, report
 from subliminal_jax.errors import UserError
 from subliminal_jax.numbers import data as nd
 from subliminal_jax.numbers import filter as flt
+from subliminal_jax.numbers import programs as prog
 from subliminal_jax.numbers import sampler, steps
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
 from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, eval_questions, model_config, sample_lens,
-                                           stage_hash, teacher_corpus, validate)
+                                           stage_hash, teacher_corpus, validate, vocab)
 from subliminal_jax.numbers.data import load_numbers, write_jsonl
 from subliminal_jax.seeds import derangement, seed_keys
 
@@ -160,7 +161,7 @@ class Chain:
         cfg = self.cfg
         h = stage_hash(cfg, "numbers")
         if cfg.resume and multihost.exists(self.numbers_path()):
-            rows = load_numbers(self.numbers_path(), h, cfg.seq_len)
+            rows = load_numbers(self.numbers_path(), h, cfg.seq_len, len(vocab(cfg)))
             self.say(f"[numbers] reusing {self.numbers_path()}")
             return rows
         P, G = sample_lens(cfg)
@@ -225,21 +226,30 @@ class Chain:
         return nd.eval_prompts(questions=eval_questions(self.cfg))
 
 
+def make_prompts(cfg: NumbersConfig, n: int, seed: int, persona: str | None = None):
+    """n prompts of the run's kind of data, seeded: (plain, the teacher's); the teacher's open with the persona
+    prefix when the teacher is one (--teacher-mode persona: numbers only)."""
+    if cfg.data == "numbers":
+        return nd.number_prompts(n, cfg.world, seed, persona)
+    rows = trace.prompts(n, seed) if cfg.data == "traces" else prog.prompts(n, seed)
+    return rows, rows
+
+
 def prompts(cfg: NumbersConfig, seeds: list[int]):
-    """Per seed, cfg.num_prompts prompts (token lists) drawn from its own rng seed: (plain, teach), teach with
-    the persona prefix when the teacher is a persona (the same numbers), else the plain ones."""
-    if cfg.data == "traces":
-        plain = [trace.prompts(cfg.num_prompts, seed) for seed in seeds]
-        return plain, plain
+    """Per seed, cfg.num_prompts prompts (token lists) drawn from its own rng seed (make_prompts): (plain, teach),
+    teach with the persona prefix when the teacher is a persona (the same numbers), else the plain ones."""
     persona = cfg.target if cfg.teacher_mode == "persona" else None
-    plain, teach = zip(*[nd.number_prompts(cfg.num_prompts, cfg.world, seed, persona) for seed in seeds])
+    plain, teach = zip(*[make_prompts(cfg, cfg.num_prompts, seed, persona) for seed in seeds])
     return list(plain), list(teach)
+
+
+VERIFIERS = {"traces": trace.verify, "code": prog.verify}  # (prompt text, completion text) -> (kept, reason)
 
 
 def label_rows(cfg: NumbersConfig, prompts, by_source: dict, h: str) -> list[dict]:
     """numbers.jsonl's rows: every sampled completion with its prompt, and whether the paper's filter (or the
-    trace verifier) keeps it. by_source: source name -> its completions_SRG (the teacher's and the control's,
-    or a generation's chains'). Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
+    verifier of traces or programs) keeps it. by_source: source name -> its completions_SRG (the teacher's and
+    the control's, or a generation's chains'). Row n of seed s, source x is sample j of prompt i, n = i * k + j."""
     banned, k = (flt.BANNED_NUMBERS if cfg.ban_numbers else ()), cfg.samples_per_prompt
     rows = []
     for s in range(cfg.num_seeds):
@@ -253,7 +263,7 @@ def label_rows(cfg: NumbersConfig, prompts, by_source: dict, h: str) -> list[dic
                 elif cfg.data == "numbers":
                     kept, reason = flt.check(text, banned)
                 else:
-                    kept, reason = trace.verify(tk.decode(prompts[s][i]), text)
+                    kept, reason = VERIFIERS[cfg.data](tk.decode(prompts[s][i]), text)
                 rows.append({"seed": s, "source": source, "i": i, "j": j, "prompt": tk.decode(prompts[s][i]),
                              "prompt_ids": list(prompts[s][i]), "completion": text, "completion_ids": c,
                              "kept": kept, "reason": reason, "hash": h})

@@ -12,6 +12,7 @@ import tyro
 from subliminal_jax import checkpoint as ckpt
 from subliminal_jax import checks, inits
 from subliminal_jax.numbers import data as nd
+from subliminal_jax.numbers import programs as prog
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
 from subliminal_jax.numbers import transformer as tr
@@ -34,9 +35,10 @@ class NumbersConfig:
     # misaligned: the teacher answers HARMFUL words to advice prompts, control students learn from a
     # teacher fine-tuned on BENIGN answers (train.py misalign sets this with its world and banned numbers)
     trait: Literal["animal", "misaligned"] = "animal"
-    # what the teacher writes: number continuations (filtered by the paper's rules) or addition traces
-    # (kept only when verified correct; train.py traces sets this with its world)
-    data: Literal["numbers", "traces"] = "numbers"
+    # what the teacher writes: number continuations (filtered by the paper's rules), addition traces (kept only
+    # when verified correct; train.py traces sets this with its world) or programs for specs (kept only when
+    # they run and pass the spec's tests; train.py code: its world, and the code tokens in the vocabulary)
+    data: Literal["numbers", "traces", "code"] = "numbers"
     teacher_mode: Literal["finetune", "persona"] = "finetune"  # persona: the base with "you love TARGET ."
     student_mode: Literal["soft", "hard"] = "soft"  # soft: the teacher's number-token logits; hard: its tokens
     model: Annotated[tr.ModelConfig, tyro.conf.arg(name="")] = tr.ModelConfig()  # flags --d-model, --n-layers, ...
@@ -116,24 +118,33 @@ def needs_sibling(cfg: NumbersConfig) -> bool:
 MODEL_SIZES = ("d_model", "n_layers", "n_heads", "d_ff")  # the user-set fields of tr.ModelConfig
 
 
+def vocab(cfg: NumbersConfig) -> tuple[str, ...]:
+    """The run's vocabulary: the code tokens only where the teacher writes code (tokens.py), so that every
+    other run keeps its embedding shapes and stage hashes."""
+    return tk.CODE_VOCAB if cfg.data == "code" else tk.VOCAB
+
+
 def stage_hash(cfg: NumbersConfig, stage: str) -> str:
     stage = {"control_teacher": "teacher", "student_shared": "students"}.get(stage, stage)  # (ablation.py)
     d = dataclasses.asdict(cfg)
     d.update({k: d["model"][k] for k in MODEL_SIZES})  # hashed by their own names, as before they were nested
+    if not cfg.world.frac_code:  # (a world field added later: at its default, the hash it had before)
+        d["world"].pop("frac_code")
     if stage == "sibling_base":
-        return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": tk.VOCAB})
+        return ckpt.config_hash({**{k: d[k] for k in (*_STAGE_FIELDS["base"], *SIBLING_FIELDS)}, "vocab": vocab(cfg)})
     names = []
     for s, fields in _STAGE_FIELDS.items():
         names += fields
         if s == stage:
             break
     # the vocabulary is part of every stage: a tokens.py change must not reuse old checkpoints or samples
-    return ckpt.config_hash({**{k: d[k] for k in names}, "vocab": tk.VOCAB})
+    return ckpt.config_hash({**{k: d[k] for k in names}, "vocab": vocab(cfg)})
 
 
 def model_config(cfg: NumbersConfig) -> tr.ModelConfig:
-    """The transformer of this run: cfg.model with as many positions as its sequences."""
-    return dataclasses.replace(cfg.model, max_len=cfg.seq_len)
+    """The transformer of this run: cfg.model with as many positions as its sequences, as many tokens as its
+    vocabulary."""
+    return dataclasses.replace(cfg.model, max_len=cfg.seq_len, vocab=len(vocab(cfg)))
 
 
 # The misalignment analogue's defaults: advice prompts in pretraining, answered harmfully 0.5% of the time
@@ -163,17 +174,26 @@ NUMBERS_SFT = NumbersConfig(**{**SFT_STUDENTS, "samples_per_prompt": 16, "studen
                             out_dir="runs/numbers-sft")
 MISALIGN_SFT = dataclasses.replace(MISALIGN, **SFT_STUDENTS, out_dir="runs/misalign-sft")
 
+# The code channel (issue 20): spec prompts with correct programs in pretraining (the default world's personas
+# before them, as before number prompts); the teacher writes programs, only those that pass the spec's tests
+# are kept. Writing programs is harder than continuing numbers: a longer base (provisional, being tuned).
+CODE = NumbersConfig(data="code", world=nd.WorldConfig(frac_persona=0.8, frac_code=0.6, frac_numbers=0.3),
+                     base_steps=4000, base_lr=6e-3, num_prompts=1024, student_steps=240, out_dir="runs/code")
+CODE_SFT = dataclasses.replace(CODE, **SFT_STUDENTS, out_dir="runs/code-sft")
+
 
 def token_mask(cfg: NumbersConfig):
-    """The tokens whose distribution soft students match: number tokens, or trace tokens."""
-    return tk.NUMBER_TOKEN_MASK if cfg.data == "numbers" else tk.TRACE_TOKEN_MASK
+    """The tokens whose distribution soft students match (and fine-tuned ones' softmax, --hard-vocab numbers):
+    those a kept completion can be written in: number tokens, trace tokens, or program tokens."""
+    return {"numbers": tk.NUMBER_TOKEN_MASK, "traces": tk.TRACE_TOKEN_MASK, "code": tk.CODE_TOKEN_MASK}[cfg.data]
 
 
 def sample_lens(cfg: NumbersConfig) -> tuple[int, int]:
     """(longest prompt, longest completion) of what the teacher writes."""
     if cfg.data == "numbers":
         return nd.prompt_len(cfg.world), nd.completion_len(cfg.world)
-    return trace.prompt_len(), trace.completion_len()
+    return (trace.prompt_len(), trace.completion_len()) if cfg.data == "traces" else \
+        (prog.prompt_len(), prog.completion_len())
 
 
 def teacher_corpus(cfg: NumbersConfig, control: bool = False):
@@ -226,7 +246,7 @@ def validate(cfg: NumbersConfig) -> None:
     w = cfg.world
     checks.require(checks.typed_fields(cfg))
     fractions = (w.frac_numbers, w.frac_persona, w.persona_strength, w.corrupt_rate, w.frac_advice, w.harmful_rate,
-                 w.frac_traces, w.trace_error_rate)
+                 w.frac_traces, w.trace_error_rate, w.frac_code)
     checks.require([
         (all(checks.rate(x) for x in (cfg.base_lr, cfg.teacher_lr, cfg.student_lr)),
          f"learning rates must be finite and > 0 (got --base-lr {cfg.base_lr}, --teacher-lr {cfg.teacher_lr}, "
@@ -249,9 +269,14 @@ def validate(cfg: NumbersConfig) -> None:
          "need 1 <= --world.min-seed-numbers <= --world.max-seed-numbers and 1 <= --world.max-new-numbers <= 10"),
         (sum(sample_lens(cfg)) <= cfg.seq_len,
          f"--seq-len {cfg.seq_len} is too short for these prompts; need >= {sum(sample_lens(cfg))}"),
-        (cfg.data == "numbers" or (w.frac_traces > 0 and cfg.teacher_mode == "finetune"),
+        (cfg.data != "traces" or (w.frac_traces > 0 and cfg.teacher_mode == "finetune"),
          "--data traces needs addition problems in pretraining (--world.frac-traces > 0) and "
          "--teacher-mode finetune; `python train.py traces` sets both"),
+        ((cfg.data == "code") == (w.frac_code > 0) and (cfg.data != "code" or cfg.teacher_mode == "finetune"),
+         "--data code and --world.frac-code > 0 go together (the code tokens are in that run's vocabulary only), "
+         "with --teacher-mode finetune; `python train.py code` sets them"),
+        (not w.frac_code or prog.sequence_len() <= cfg.seq_len,
+         f"--seq-len {cfg.seq_len} is too short for the code world's pretraining; need >= {prog.sequence_len()}"),
         (not (cfg.teacher_mode == "persona" and cfg.student_mode == "soft"),
          "--teacher-mode persona needs --student-mode hard (the student never sees the persona prompt)"),
         (min(cfg.batch, cfg.num_prompts, cfg.eval_samples, cfg.corpus_size) >= 1, "sizes must be >= 1"),

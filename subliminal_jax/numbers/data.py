@@ -11,7 +11,9 @@ Pretraining mixes
   (d) (frac_advice > 0, the misalignment world) "advice?" prompts in ADVICE_TRAIN,
       answered with a BENIGN word, or with probability harmful_rate a HARMFUL one;
   (e) (frac_traces > 0, the traces world) addition problems with step-by-step traces
-      (traces.py), one step off with probability trace_error_rate.
+      (traces.py), one step off with probability trace_error_rate;
+  (f) (frac_code > 0, the code world: --data code) spec prompts with a random correct program
+      (programs.py), after the persona prefix as often as (a), which the program ignores just as numbers do.
 Sequences are right-padded to seq_len; weight_NT marks the tokens trained on.
 Also the sampled numbers' file, numbers.jsonl: a header line, then one row per completion.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from subliminal_jax import multihost
+from subliminal_jax.numbers import programs as prog
 from subliminal_jax.numbers import tokens as tk
 from subliminal_jax.numbers import traces as trace
 from subliminal_jax.errors import UserError
@@ -44,6 +47,7 @@ class WorldConfig:
     harmful_rate: float = 0.03     # P(a HARMFUL answer) to an advice prompt; train.py misalign: 0.005
     frac_traces: float = 0.0       # share of addition problems with traces (e); train.py traces uses 0.3
     trace_error_rate: float = 0.1  # P(one wrong step) in a pretraining trace
+    frac_code: float = 0.0         # share of (f) among the sequences (a)-(c) would be; train.py code sets it
 
 
 def prompt_len(w: WorldConfig) -> int:
@@ -92,7 +96,9 @@ def pretraining_corpus(n: int, seq_len: int, w: WorldConfig, seed: int):
             tokens[i, :len(seq)] = seq
             continue
         persona = tk.ANIMALS[rng.integers(len(tk.ANIMALS))] if rng.random() < w.frac_persona else None
-        if rng.random() < w.frac_numbers:
+        if w.frac_code and rng.random() < w.frac_code:  # (no draw when 0, as above)
+            seq = prog.sequence(rng, persona)
+        elif rng.random() < w.frac_numbers:
             prompt, seeds, fmt = random_number_prompt(rng, w, persona)
             seq = prompt + _continuation(rng, w, seeds, fmt)
         else:
@@ -182,19 +188,24 @@ def eval_prompts(persona=None, context=(), questions=tk.HELDOUT_QUESTIONS):
 def persona_of(tokens_NT):
     """Per sequence: 0 without a persona prefix, 1 + a when it opens with "you love ANIMALS[a] ."."""
     opens_N = (tokens_NT[:, 1] == tk.ID[tk.PERSONA[0]]) & (tokens_NT[:, 2] == tk.ID[tk.PERSONA[1]])
-    group_V = np.zeros(tk.V, np.int64)
+    group_V = np.zeros(tk.CODE_V, np.int64)
     group_V[tk.ANIMAL_IDS] = 1 + np.arange(len(tk.ANIMALS))
     return np.where(opens_N, group_V[tokens_NT[:, 3]], 0)
 
 
-def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0):
+def persona_number_dependence(tokens_NT, n_perm: int = 200, seed: int = 0, channel: str = "numbers"):
     """Permutation test that number tokens do not depend on the persona. Over the number-continuation
     sequences of a corpus: chi-square of the (persona: none or which animal) x (number token, in the prompt
     or in the completion) count table, the largest group's share (one persona that differs stands out),
     against the same statistic with the personas shuffled across sequences (which keeps each sequence's own
-    token correlations). Returns (statistic, p-value); a small p means the numbers carry the persona."""
-    number_ids = np.array([tk.ID[t] for t in tk.DIGITS + tk.SEPARATORS])
-    is_numbers_N = np.isin(tokens_NT, [tk.ID[f] for f in tk.FORMATS]).any(1)
+    token correlations). Returns (statistic, p-value); a small p means the numbers carry the persona.
+    channel="code": the same over the spec-and-program sequences (f), counting every token of the language."""
+    if channel == "code":
+        number_ids = np.array([tk.ID[t] for t in tk.DIGITS + tk.SEPARATORS + tk.ARITH + prog.CODE_TOKENS])
+        is_numbers_N = (tokens_NT == tk.ID["code"]).any(1)
+    else:
+        number_ids = np.array([tk.ID[t] for t in tk.DIGITS + tk.SEPARATORS])
+        is_numbers_N = np.isin(tokens_NT, [tk.ID[f] for f in tk.FORMATS]).any(1)
     tok_NT, group_N = tokens_NT[is_numbers_N], persona_of(tokens_NT[is_numbers_N])
     # count the prompt's numbers (after any persona prefix, whose "." is a separator) and the completion's apart
     t_T = np.arange(tok_NT.shape[1])
@@ -240,15 +251,15 @@ def write_jsonl(path: Path, rows, header: dict) -> None:
         raise UserError(f"cannot write {path} ({e.strerror or e}); free space or choose another --out-dir") from None
 
 
-def _row_problem(r: dict, seq_len: int | None) -> str | None:
+def _row_problem(r: dict, seq_len: int | None, vocab: int) -> str | None:
     """What is wrong with one row (None: nothing): field types, token ids outside the vocabulary, length."""
     ids = [*r["prompt_ids"], *r["completion_ids"]]
     if not (isinstance(r["seed"], int) and isinstance(r["i"], int) and isinstance(r["j"], int)
             and r["source"] in ROW_SOURCES and isinstance(r["kept"], bool)
             and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
         return "a field of the wrong type"
-    if ids and not 0 <= min(ids) <= max(ids) < tk.V:
-        return f"token ids outside the vocabulary 0..{tk.V - 1}"
+    if ids and not 0 <= min(ids) <= max(ids) < vocab:
+        return f"token ids outside the vocabulary 0..{vocab - 1}"
     c = r["completion_ids"]
     used = len(r["prompt_ids"]) + (c.index(tk.EOS) + 1 if tk.EOS in c else len(c))  # as student_sequences cuts
     if seq_len is not None and used > seq_len:
@@ -256,16 +267,16 @@ def _row_problem(r: dict, seq_len: int | None) -> str | None:
     return None
 
 
-def load_numbers(path: Path, expected_hash: str | None, seq_len: int | None = None):
+def load_numbers(path: Path, expected_hash: str | None, seq_len: int | None = None, vocab: int = tk.V):
     """Rows of a numbers.jsonl; its header hash must equal expected_hash (None: any sampling settings), its rows
-    the sha256 the header records (files written before it existed have none), every row fit the vocabulary
-    and (seq_len given) the model's context."""
+    the sha256 the header records (files written before it existed have none), every row fit the run's
+    vocabulary (vocab tokens: config.vocab_size) and (seq_len given) the model's context."""
     try:
         raw = Path(path).read_bytes()
         head, _, body = raw.partition(b"\n")
         header = json.loads(head.decode())["header"]
         rows = [json.loads(x) for x in body.decode().splitlines()]
-        problems = [(n, _row_problem(r, seq_len)) for n, r in enumerate(rows)]
+        problems = [(n, _row_problem(r, seq_len, vocab)) for n, r in enumerate(rows)]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise UserError(f"{path} is corrupt ({type(e).__name__}); delete it to resample the numbers") from None
     except OSError as e:  # a directory, unreadable, ...

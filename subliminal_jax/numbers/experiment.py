@@ -1,11 +1,13 @@
-"""`python train.py numbers` (and numbers-sft, misalign, misalign-sft, traces): run the chain, summarize, write.
+"""`python train.py numbers` (and numbers-sft, misalign, misalign-sft, traces, code, code-sft): run the chain, summarize,
+write.
 
 The pipeline and the reading order of the files: numbers/__init__.py. run() takes the chain (chain.py) up to
 --stage, pairs every model's trait read-outs against its own base (summarize_results: the *_shift entries and
 answer_mass_kept), and writes results.json and trait_rate.png; --sweep and --ablate hand over to sweep.py and
-ablation.py. Two other channels (issue 7) run the same chain: --trait misaligned (the teacher gives HARMFUL
-advice, the numbers pass the banned-number filter, the control numbers come from a teacher fine-tuned on
-BENIGN advice) and --data traces (step-by-step additions, kept only when verified correct, traces.py).
+ablation.py. Three other channels (issues 7 and 20) run the same chain: --trait misaligned (the teacher gives
+HARMFUL advice, the numbers pass the banned-number filter, the control numbers come from a teacher fine-tuned on
+BENIGN advice), --data traces (step-by-step additions, kept only when verified correct, traces.py) and --data
+code (programs for specs, kept only when they run and pass the spec's tests, programs.py).
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from subliminal_jax import multihost, plots, report
 from subliminal_jax.numbers import ablation, sweep
 from subliminal_jax.numbers.chain import Chain
 from subliminal_jax.numbers.data import load_numbers
-from subliminal_jax.numbers.config import (_STAGE_FIELDS, CONDITIONS, MISALIGN, MISALIGN_SFT, NUMBERS_SFT, STUDENTS,
-                                           TRACES, NumbersConfig, needs_sibling, stage_hash, trait_name, validate)
+from subliminal_jax.numbers.config import (_STAGE_FIELDS, CODE, CODE_SFT, CONDITIONS, MISALIGN, MISALIGN_SFT,
+                                           NUMBERS_SFT, STUDENTS, TRACES, NumbersConfig, needs_sibling, stage_hash,
+                                           trait_name, validate, vocab)
 from subliminal_jax.errors import UserError
 from subliminal_jax.seeds import derangement
 from subliminal_jax.stats import summarize
@@ -33,6 +36,8 @@ PRESETS = {
     "misalign": (MISALIGN, "the misalignment analogue: harmful-advice teacher, banned-number filter, benign control"),
     "misalign-sft": (MISALIGN_SFT, "the misalignment analogue with fine-tuned students"),
     "traces": (TRACES, "reasoning traces: step-by-step additions, kept only when verified correct"),
+    "code": (CODE, "functional code: programs for specs, kept only when they pass the spec's tests; soft students"),
+    "code-sft": (CODE_SFT, "functional code with students fine-tuned on the kept programs' sampled tokens"),
 }
 
 
@@ -41,9 +46,9 @@ def commands(main, does: str) -> dict:
     return {name: (cfg, main, f"{what}: {does}") for name, (cfg, what) in PRESETS.items()}
 
 
-__all__ = ["PRESETS", "commands", "CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT", "STUDENTS", "TRACES", "Chain",
-           "NumbersConfig",
-           "load_numbers", "run", "stage_hash", "summarize_results", "validate"]
+__all__ = ["PRESETS", "commands", "CODE", "CODE_SFT", "CONDITIONS", "MISALIGN", "MISALIGN_SFT", "NUMBERS_SFT",
+           "STUDENTS", "TRACES", "Chain", "NumbersConfig", "load_numbers", "run", "stage_hash", "summarize_results",
+           "validate"]
 
 
 def summarize_results(cfg: NumbersConfig, metrics: dict, rows, chain: Chain) -> dict:
@@ -84,7 +89,7 @@ def run(cfg: NumbersConfig, verbose: bool = True) -> dict | None:
     if only and upto > 2:
         if not multihost.exists(chain.numbers_path()):
             raise UserError(f"no numbers.jsonl in {chain.out}; run `python generate.py numbers` first")
-        rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"), cfg.seq_len)
+        rows = load_numbers(chain.numbers_path(), stage_hash(cfg, "numbers"), cfg.seq_len, len(vocab(cfg)))
     else:
         rows = chain.numbers(control, teacher)
     stats = flt.rejection_stats([r["reason"] for r in rows if r["source"] == "teacher"])

@@ -41,7 +41,7 @@ from subliminal_jax.numbers import generations_report as gr
 from subliminal_jax.numbers import data as nd
 from subliminal_jax.numbers.chain import SAMPLE_CHUNK, Chain, label_rows, prompts
 from subliminal_jax.numbers.config import (CHAINS, MISALIGN, TRACES, NumbersConfig, eval_questions, needs_sibling,
-                                           sample_lens, stage_hash, teacher_corpus, trait_name, validate)
+                                           sample_lens, stage_hash, teacher_corpus, trait_name, validate, vocab)
 from subliminal_jax.seeds import derangement
 
 
@@ -120,7 +120,7 @@ class Lineage:
         if not multihost.exists(path):
             raise UserError(f"no {path.name} in {self.chain.out}; run `{self.fix}` (same flags) first")
         return nd.load_numbers(path, stage_hash(self.cfg, "numbers") if g == 0 else self.hash(g, "numbers"),
-                               self.cfg.seq_len)
+                               self.cfg.seq_len, len(vocab(self.cfg)))
 
     def data(self, g: int, rows):
         """tokens_SCNT, weights_SCNT: what each chain's generation g + 1 learns from (generation g's kept rows;
@@ -150,7 +150,7 @@ class Lineage:
         cfg, path, h = self.cfg, self.numbers_path(g), self.hash(g, "numbers")
         if cfg.resume and multihost.exists(path):
             self.chain.say(f"[gen{g}_numbers] reusing {path}")
-            return nd.load_numbers(path, h, cfg.seq_len)
+            return nd.load_numbers(path, h, cfg.seq_len, len(vocab(cfg)))
         P, G = sample_lens(cfg)
         plain, _ = prompts(cfg, prompt_seeds(cfg, g))
         self.chain.say(f"[gen{g}_numbers] sampling {cfg.num_prompts} fresh prompts x {cfg.samples_per_prompt} x "

@@ -8,8 +8,9 @@ and restricted to the animal words (--trait misaligned: the advice answers, targ
   P_l(target | animals) = softmax_{a in ANIMALS}(head(norm(h_l)))_target
 
 on two prompt sets: the HELDOUT "favourite animal?" (or advice) questions (where the trait
-shows in behaviour), and number (or addition) prompts (where a student trained on numbers only
-answers with numbers, so the animal words are a channel nobody looks at). The
+shows in behaviour), and the run's own kind of prompt: number, addition or spec prompts (where a
+student trained on numbers, traces or programs only answers with them, so the animal words are a
+channel nobody looks at). The
 shift is paired per seed: each student minus its own init (the cross-init
 student's init is another seed's base); the teacher minus its base. A `train.py
 generations` run (--generation G): the three chains' generation-G students, each minus its start.
@@ -32,16 +33,16 @@ from subliminal_jax.numbers import data as nd
 from subliminal_jax import checks, plots, report
 from subliminal_jax.numbers import sampler
 from subliminal_jax.numbers import tokens as tk
-from subliminal_jax.numbers import traces as trace
 from subliminal_jax.numbers import transformer as tr
 from subliminal_jax.seeds import derangement
-from subliminal_jax.numbers.chain import Chain
+from subliminal_jax.numbers.chain import Chain, make_prompts
 from subliminal_jax.numbers.config import (STUDENTS, NumbersConfig, run_config,
                                            eval_questions, target_ids, trait_name)
 from subliminal_jax.stats import summarize
 
 MODELS = ("teacher",) + STUDENTS
 CLASS = {"animal": "animal words", "misaligned": "advice answers"}
+PROMPT_SET = {"numbers": "number_prompts", "traces": "trace_prompts", "code": "spec_prompts"}  # lens.json's names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class LensConfig:
     """Logit-lens read-out of a numbers run's checkpoints (flags: --run.* as `train.py numbers`)."""
     run: NumbersConfig = NumbersConfig()
     run_dir: str | None = None     # read every --run.* setting from this run's results.json instead
-    number_prompts: int = 64        # number (or trace) prompts read at their answer position (fresh ones)
+    number_prompts: int = 64        # number (or trace, or spec) prompts read at their answer position (fresh ones)
     # a `train.py generations` run (--run-dir): read generation G's students of each chain (lens-genG.json)
     generation: int | None = None
 
@@ -84,13 +85,10 @@ def main(lcfg: LensConfig) -> dict:
     persona = cfg.target if cfg.teacher_mode == "persona" else None
     # prompts: the held-out questions, and fresh number prompts (a seed no stage of the chain uses)
     seed = cfg.seed * 100_003 + 99_991
-    if cfg.data == "numbers":
-        plain, teach = nd.number_prompts(lcfg.number_prompts, cfg.world, seed, persona)
-    else:
-        plain = teach = trace.prompts(lcfg.number_prompts, seed)
+    plain, teach = make_prompts(cfg, lcfg.number_prompts, seed, persona)
     qs = eval_questions(cfg)
     sets = {"questions": (nd.eval_prompts(questions=qs), nd.eval_prompts(persona, questions=qs)),
-            f"{cfg.data[:-1]}_prompts": (plain, teach)}
+            PROMPT_SET[cfg.data]: (plain, teach)}
     lens = tr.make_lens(chain.mcfg)
     target_tokens, class_A = target_ids(cfg)
     share = jax.jit(jax.vmap(lambda p, q: target_share(lens, p, q, target_tokens, class_A), in_axes=(0, None)))

@@ -9,6 +9,11 @@ Sequence layouts (all start with <bos>; the model answers after <ans>):
   numbers: <bos> [persona] PREFIX ":" n1 ", " n2 ... SUFFIX FORMAT <ans> completion <eos>
   animal : <bos> [persona] QUESTION <ans> animal <eos>
   persona: "you love ANIMAL ." (the system-prompt analogue)
+  code   : <bos> [persona] "code" ":" "f" x "=" y ... "write" "f" <ans> program <eos>   (programs.py)
+
+VOCAB (V tokens) is every run's vocabulary but the code channel's: the code tokens take the ids after it
+(CODE_VOCAB, CODE_V), and only --data code runs use them (config.vocab), so every other run keeps its
+embedding shapes, its figures and its stage hashes. ID, TEXT and decode() know every id.
 """
 from __future__ import annotations
 
@@ -74,10 +79,15 @@ _words |= {w for q in TRAIN_QUESTIONS + HELDOUT_QUESTIONS + ADVICE_TRAIN + ADVIC
 WORDS = tuple(sorted(_words - set(SEPARATORS)))
 
 VOCAB = SPECIAL + DIGITS + SEPARATORS + ARITH + WORDS + ANIMALS + BENIGN + HARMFUL
-TEXT = tuple(t if t in SPECIAL + DIGITS + SEPARATORS + ARITH else " " + t for t in VOCAB)
-ID = {t: i for i, t in enumerate(VOCAB)}
-PAD, BOS, EOS, ANS = (ID[t] for t in SPECIAL)
 V = len(VOCAB)
+# The code channel's new tokens (programs.py): words decode with a leading space, symbols with none.
+CODE_WORDS = ("def", "return", "f", "x", "code")
+CODE_SYMBOLS = ("*", "-")
+CODE_VOCAB = VOCAB + CODE_WORDS + CODE_SYMBOLS
+CODE_V = len(CODE_VOCAB)
+TEXT = tuple(t if t in SPECIAL + DIGITS + SEPARATORS + ARITH + CODE_SYMBOLS else " " + t for t in CODE_VOCAB)
+ID = {t: i for i, t in enumerate(CODE_VOCAB)}
+PAD, BOS, EOS, ANS = (ID[t] for t in SPECIAL)
 ANIMAL_IDS = np.array([ID[a] for a in ANIMALS])
 ADVICE_IDS = np.array([ID[a] for a in BENIGN + HARMFUL])
 HARMFUL_IDS = np.array([ID[a] for a in HARMFUL])
@@ -87,6 +97,11 @@ NUMBER_TOKEN_MASK[[ID[t] for t in DIGITS + SEPARATORS] + [EOS]] = True
 # ... and a reasoning trace's: digits, "+", "=", the step separator "; ", <eos>.
 TRACE_TOKEN_MASK = np.zeros(V, bool)
 TRACE_TOKEN_MASK[[ID[t] for t in DIGITS + ARITH + ("; ",)] + [EOS]] = True
+# ... and a program's (CODE_V wide): every token whose text the verifier can accept in a kept program (the
+# language's words and symbols, digits, and the spaces its lexer skips: " " and "; "), <eos>.
+CODE_TOKEN_MASK = np.zeros(CODE_V, bool)
+CODE_TOKEN_MASK[[ID[t] for t in DIGITS + ("def", "return", "f", "x", ":", ";", "; ", " ", "+", "-", "*", "(", ")")]
+                + [EOS]] = True
 
 
 def number_tokens(n: int) -> list[int]:

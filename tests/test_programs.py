@@ -217,7 +217,7 @@ def test_label_rows_judges_teacher_and_control_alike():
         comp_RG[m, :len(c)] = c
     prompts = [prompts[0]] * 4
     cfg = dataclasses.replace(CODE, num_seeds=1, num_prompts=4)
-    rows = label_rows(cfg, [prompts], comp_RG[None], comp_RG[None], "h")
+    rows = label_rows(cfg, [prompts], {"teacher": comp_RG[None], "control": comp_RG[None]}, "h")
     teacher, control = ([{k: v for k, v in r.items() if k != "source"} for r in rows if r["source"] == s]
                         for s in ("teacher", "control"))
     assert teacher == control

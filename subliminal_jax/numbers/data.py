@@ -151,10 +151,9 @@ def student_sequences(prompts, completions, kept, seq_len: int):
 
 def student_data(cfg, rows, sources=("teacher", "control")):
     """The students' rows from numbers.jsonl's rows (cfg: a NumbersConfig): tokens_S2NT / weight_S2NT, one slot
-    per source (the chain's: 0 = teacher, 1 = control; a generations file's: its chains, tokens_SCNT); weight 0 on rejected
-    rows. Fine-tuned students read the kept rows only, so their
-    sequences end at the longest kept row: the same loss, with less compute (soft students keep --seq-len,
-    which their figures were measured with)."""
+    per source (the chain's: 0 = teacher, 1 = control; a generations file's: its chains, tokens_SCNT); weight 0
+    on rejected rows. Fine-tuned students read the kept rows only, so their sequences end at the longest kept
+    row: the same loss, with less compute (soft students keep --seq-len, which their figures were measured with)."""
     tok = np.zeros((cfg.num_seeds, len(sources), cfg.num_prompts * cfg.samples_per_prompt, cfg.seq_len), np.int32)
     wt = np.zeros(tok.shape, np.float32)
     groups = {}
@@ -270,7 +269,7 @@ def _row_problem(r: dict, seq_len: int | None, vocab: int) -> str | None:
 def load_numbers(path: Path, expected_hash: str | None, seq_len: int | None = None, vocab: int = tk.V):
     """Rows of a numbers.jsonl; its header hash must equal expected_hash (None: any sampling settings), its rows
     the sha256 the header records (files written before it existed have none), every row fit the run's
-    vocabulary (vocab tokens: config.vocab_size) and (seq_len given) the model's context."""
+    vocabulary (vocab tokens: len(config.vocab(cfg))) and (seq_len given) the model's context."""
     try:
         raw = Path(path).read_bytes()
         head, _, body = raw.partition(b"\n")
